@@ -333,7 +333,7 @@ def test_regression_fit_logs_mse_and_interval():
 def test_compiled_model_round_trips_through_keras_file(tmp_path):
     _, _, dataset = episode_dataset(seed=9)
     model = QueryDense()
-    model.compile(loss=SPARSE_CE, metrics=[EpisodicAccuracy(name="episode_accuracy")])
+    model.compile("sgd", loss=SPARSE_CE, metrics=[EpisodicAccuracy(name="episode_accuracy")])
     before = model.evaluate(dataset, return_dict=True, verbose=0)
     model.save(tmp_path / "model.keras")
     restored = keras.saving.load_model(tmp_path / "model.keras")
