@@ -1,0 +1,5 @@
+"""Keras layers for meta-learning."""
+
+from tfmeta.layers.prototype_logits import PrototypeLogits
+
+__all__ = ["PrototypeLogits"]

@@ -1,0 +1,159 @@
+"""Prototypical-network logits: distances from queries to class prototypes."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+DISTANCES = ("squared_euclidean", "cosine")
+
+
+@keras.saving.register_keras_serializable(package="tfmeta")
+class PrototypeLogits(keras.layers.Layer):
+    """Logits of query embeddings against the per-class mean of support embeddings.
+
+    Prototypes are the means of the support embeddings of each class (the
+    support labels may come in any order). With
+    `distance="squared_euclidean"` the logits are minus the squared Euclidean
+    distance to each prototype (Snell et al., 2017); with `distance="cosine"`
+    they are `scale` times the cosine similarity, where `scale` is fixed or
+    learned (`learn_scale=True`).
+
+    The number of ways `N` is `ways` when given, else `max(support_labels) + 1`
+    computed at run time. XLA (`jit_compile=True`) needs static shapes, so give
+    `ways` there.
+
+    Input checks: ranks are checked when the layer is called. When running
+    eagerly, labels outside `0..N-1` and classes without a support example
+    raise a `ValueError`; inside a graph they cannot be seen at trace time, and
+    such episodes give meaningless (NaN for an empty class) logits.
+
+    Args:
+        ways: number of classes per episode, or None to derive it from the labels.
+        distance: `"squared_euclidean"` or `"cosine"`.
+        scale: the initial (or fixed) multiplier of cosine similarities.
+        learn_scale: whether the cosine scale is a trainable weight.
+        **kwargs: passed to `keras.layers.Layer`.
+
+    Call arguments:
+        support_embeddings: `[B, S, D]` (or `[S, D]` for one episode).
+        support_labels: `[B, S]` (or `[S]`) integer labels in `0..N-1`.
+        query_embeddings: `[B, Q, D]` (or `[Q, D]`).
+
+    Returns:
+        Logits `[B, Q, N]` (or `[Q, N]`).
+
+    Example:
+    >>> import numpy as np
+    >>> layer = PrototypeLogits(ways=2)
+    >>> support = np.array([[[0.0, 0.0], [2.0, 2.0]]], "float32")
+    >>> logits = layer(support, np.array([[0, 1]]), np.array([[[0.0, 1.0]]], "float32"))
+    >>> np.asarray(logits).tolist()
+    [[[-1.0, -5.0]]]
+
+    """
+
+    def __init__(self, ways=None, distance="squared_euclidean", scale=10.0, learn_scale=False,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if distance not in DISTANCES:
+            raise ValueError(
+                f"Invalid value for argument `distance`: expected one of {DISTANCES}. "
+                f"Received: distance={distance!r}"
+            )
+        if ways is not None and (isinstance(ways, bool) or not isinstance(ways, int) or ways < 1):
+            raise ValueError(
+                "Invalid value for argument `ways`: expected a positive integer or None. "
+                f"Received: ways={ways!r}"
+            )
+        self.ways = ways
+        self.distance = distance
+        self.scale = float(scale)
+        self.learn_scale = bool(learn_scale)
+        self._scale_weight = None
+        if distance == "cosine" and learn_scale:
+            self._scale_weight = self.add_weight(
+                shape=(), initializer=keras.initializers.Constant(self.scale), name="scale"
+            )
+
+    def call(self, support_embeddings, support_labels, query_embeddings):
+        support_embeddings = tf.convert_to_tensor(support_embeddings)
+        query_embeddings = tf.convert_to_tensor(query_embeddings, dtype=support_embeddings.dtype)
+        support_labels = tf.convert_to_tensor(support_labels)
+        single_episode = support_embeddings.shape.rank == 2
+        self._check_ranks(support_embeddings, support_labels, query_embeddings)
+        if single_episode:
+            support_embeddings = support_embeddings[None]
+            support_labels = support_labels[None]
+            query_embeddings = query_embeddings[None]
+        support_labels = tf.cast(support_labels, tf.int32)
+        ways = self.ways
+        if ways is None:
+            ways = tf.reduce_max(support_labels) + 1
+        if tf.executing_eagerly():
+            self._check_labels(support_labels.numpy(), ways)
+        one_hot = tf.one_hot(support_labels, ways, dtype=support_embeddings.dtype)  # [B, S, N]
+        counts = tf.reduce_sum(one_hot, axis=1)  # [B, N]
+        prototypes = tf.einsum("bsn,bsd->bnd", one_hot, support_embeddings)
+        prototypes = prototypes / counts[..., None]
+        if self.distance == "cosine":
+            queries = tf.math.l2_normalize(query_embeddings, axis=-1)
+            prototypes = tf.math.l2_normalize(prototypes, axis=-1)
+            scale = self._scale_weight if self._scale_weight is not None else self.scale
+            logits = scale * tf.einsum("bqd,bnd->bqn", queries, prototypes)
+        else:
+            # |q - p|^2 = |q|^2 - 2 q.p + |p|^2, as matrix products.
+            query_norms = tf.reduce_sum(tf.square(query_embeddings), axis=-1, keepdims=True)
+            prototype_norms = tf.reduce_sum(tf.square(prototypes), axis=-1)[:, None, :]
+            cross = tf.einsum("bqd,bnd->bqn", query_embeddings, prototypes)
+            logits = -(query_norms - 2.0 * cross + prototype_norms)
+        return logits[0] if single_episode else logits
+
+    @staticmethod
+    def _check_ranks(support_embeddings, support_labels, query_embeddings):
+        rank = support_embeddings.shape.rank
+        if rank not in (2, 3):
+            raise ValueError(
+                "Invalid `support_embeddings`: expected shape [tasks, support, features] "
+                f"(rank 3) or [support, features]. Received: shape={support_embeddings.shape}"
+            )
+        if query_embeddings.shape.rank != rank:
+            raise ValueError(
+                f"Invalid `query_embeddings`: expected rank {rank} like `support_embeddings` "
+                f"(shape {support_embeddings.shape}). Received: shape={query_embeddings.shape}"
+            )
+        if support_labels.shape.rank != rank - 1:
+            raise ValueError(
+                f"Invalid `support_labels`: expected rank {rank - 1} (one label per support "
+                f"embedding of shape {support_embeddings.shape}). Received: "
+                f"shape={support_labels.shape}"
+            )
+        if not support_labels.shape.is_compatible_with(support_embeddings.shape[:-1]):
+            raise ValueError(
+                "Invalid `support_labels`: expected one label per support embedding, shape "
+                f"{support_embeddings.shape[:-1]}. Received: shape={support_labels.shape}"
+            )
+
+    @staticmethod
+    def _check_labels(labels: np.ndarray, ways) -> None:
+        ways = int(ways)
+        if labels.min() < 0 or labels.max() >= ways:
+            raise ValueError(
+                f"Invalid `support_labels`: expected integers in 0..{ways - 1} (ways={ways}). "
+                f"Received labels from {labels.min()} to {labels.max()}"
+            )
+        for episode, row in enumerate(labels):
+            missing = sorted(set(range(ways)) - set(row.tolist()))
+            if missing:
+                raise ValueError(
+                    f"Invalid `support_labels`: every class needs a support example, but episode "
+                    f"{episode} has none for classes {missing} (ways={ways})"
+                )
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "ways": self.ways,
+            "distance": self.distance,
+            "scale": self.scale,
+            "learn_scale": self.learn_scale,
+        }

@@ -1,0 +1,86 @@
+"""Validation and unpacking of episodes (the DESIGN.md episode contract)."""
+
+from typing import Any
+
+import tensorflow as tf
+
+EPISODE_KEYS = ("support_x", "support_y", "query_x")
+
+
+def unpack_episode(inputs: Any, argument: str = "inputs") -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Returns `(support_x, support_y, query_x)` after checking the episode's structure.
+
+    Checks what is known when the step is traced: the three keys, the ranks,
+    and that support and query agree on the meta-batch size and the example
+    shape, and support_x and support_y on the support size.
+
+    Args:
+        inputs: the episode dict `{"support_x", "support_y", "query_x"}`.
+        argument: the argument name to use in error messages.
+
+    Returns:
+        The three tensors, converted with `tf.convert_to_tensor`.
+
+    Raises:
+        ValueError: if a key is missing or the shapes do not agree.
+
+    """
+    if not isinstance(inputs, dict):
+        raise ValueError(
+            f"Invalid `{argument}`: expected an episode dict with keys {list(EPISODE_KEYS)}. "
+            f"Received: {type(inputs).__name__}"
+        )
+    missing = [key for key in EPISODE_KEYS if key not in inputs]
+    if missing:
+        raise ValueError(
+            f"Invalid `{argument}`: the episode has no {missing}. Expected keys "
+            f"{list(EPISODE_KEYS)}. Received keys: {sorted(inputs)}"
+        )
+    support_x = tf.convert_to_tensor(inputs["support_x"])
+    support_y = tf.convert_to_tensor(inputs["support_y"])
+    query_x = tf.convert_to_tensor(inputs["query_x"])
+    if support_x.shape.rank is not None and support_x.shape.rank < 3:
+        raise ValueError(
+            f"Invalid `{argument}['support_x']`: expected shape [tasks, support, *example_shape] "
+            f"(rank >= 3). Received: shape={support_x.shape}"
+        )
+    if support_y.shape.rank is not None and support_y.shape.rank < 2:
+        raise ValueError(
+            f"Invalid `{argument}['support_y']`: expected shape [tasks, support] or "
+            f"[tasks, support, *target_shape]. Received: shape={support_y.shape}"
+        )
+    if query_x.shape.rank is not None and support_x.shape.rank is not None:
+        if query_x.shape.rank != support_x.shape.rank:
+            raise ValueError(
+                f"Invalid `{argument}`: `query_x` must have the rank of `support_x` "
+                "([tasks, examples, *example_shape]). Received: "
+                f"support_x.shape={support_x.shape}, query_x.shape={query_x.shape}"
+            )
+        if not support_x.shape[2:].is_compatible_with(query_x.shape[2:]):
+            raise ValueError(
+                f"Invalid `{argument}`: support and query examples differ in shape. "
+                f"Received: support_x.shape={support_x.shape}, query_x.shape={query_x.shape}"
+            )
+    if not support_x.shape[:2].is_compatible_with(support_y.shape[:2]):
+        raise ValueError(
+            f"Invalid `{argument}`: `support_x` and `support_y` must agree on [tasks, support]. "
+            f"Received: support_x.shape={support_x.shape}, support_y.shape={support_y.shape}"
+        )
+    if not support_x.shape[:1].is_compatible_with(query_x.shape[:1]):
+        raise ValueError(
+            f"Invalid `{argument}`: support and query must have the same number of tasks. "
+            f"Received: support_x.shape={support_x.shape}, query_x.shape={query_x.shape}"
+        )
+    return support_x, support_y, query_x
+
+
+def check_query_targets(query_x: tf.Tensor, query_y: Any) -> None:
+    """Raises a `ValueError` when `query_y` does not match `query_x` on [tasks, queries]."""
+    if query_y is None:
+        return
+    query_y = tf.convert_to_tensor(query_y)
+    if not query_x.shape[:2].is_compatible_with(query_y.shape[:2]):
+        raise ValueError(
+            "Invalid `query_y`: expected shape [tasks, queries, ...] matching `query_x`. "
+            f"Received: query_x.shape={query_x.shape}, query_y.shape={query_y.shape}"
+        )

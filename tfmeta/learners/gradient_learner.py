@@ -1,0 +1,257 @@
+"""The inner loop shared by MAML and Reptile: SGD on fast weights, no variable assigned."""
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import keras
+import tensorflow as tf
+from keras.src.losses.loss import unscale_loss_for_distribution
+
+from tfmeta.learners.episode import unpack_episode
+from tfmeta.learners.meta_learner import MetaLearner
+
+LEARNED_RATE_MODES = (None, "per_parameter", "per_step")
+
+
+def _check_positive_int(value: Any, argument: str, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        expected = "a positive integer" + (" or None" if allow_none else "")
+        raise ValueError(
+            f"Invalid value for argument `{argument}`: expected {expected}. "
+            f"Received: {argument}={value!r}"
+        )
+
+
+def map_tasks(task_fn: Callable, tensors: Sequence[tf.Tensor], output_signature: Any) -> Any:
+    """Applies `task_fn` to each task of a meta-batch and stacks the results.
+
+    With a static meta-batch size the tasks are unrolled into one graph, so
+    TensorFlow runs them concurrently and traces the step once (on CPU this
+    was 1.2x faster than `tf.map_fn` and 1.4x faster than `tf.vectorized_map`
+    for second-order MAML on conv4). With a dynamic size it uses `tf.map_fn`
+    with `output_signature` (dtypes, nested like the results).
+    """
+    tasks = tensors[0].shape[0]
+    if tasks is not None:
+        results = [task_fn(*(t[index] for t in tensors)) for index in range(tasks)]
+        return tf.nest.map_structure(lambda *parts: tf.stack(parts), *results)
+    return tf.map_fn(
+        lambda args: task_fn(*args), tuple(tensors), fn_output_signature=output_signature
+    )
+
+
+class GradientLearner(MetaLearner):
+    """Base of learners that adapt a model by SGD on the support set (MAML, Reptile).
+
+    Fast weights are tensors passed to `model.stateless_call` inside nested
+    `tf.GradientTape`s: the model's variables are never assigned inside a
+    step, so second-order gradients flow through the inner loop.
+
+    Batch normalisation: the model is called with `training=True` in the inner
+    loop and on the query set during meta-training, so batch norm uses the
+    batch statistics of the support (inner loop) or query set, as in MAML.
+    During `evaluate`/`predict` it does the same when `transductive=True`
+    (MAML's protocol); with `transductive=False` it uses the moving statistics.
+    Inner steps never change the moving statistics; `train_step` updates them
+    from the query pass of the adapted weights (averaged over tasks).
+    """
+
+    def __init__(
+        self,
+        model: keras.Model,
+        inner_steps: int = 1,
+        inner_learning_rate: float = 0.01,
+        eval_inner_steps: int | None = None,
+        adapt_layers: Sequence[str] | None = None,
+        learn_inner_learning_rate: str | None = None,
+        transductive: bool = True,
+        **kwargs,
+    ):
+        super().__init__(model, **kwargs)
+        _check_positive_int(inner_steps, "inner_steps")
+        _check_positive_int(eval_inner_steps, "eval_inner_steps", allow_none=True)
+        if not isinstance(inner_learning_rate, (int, float)) or inner_learning_rate <= 0:
+            raise ValueError(
+                "Invalid value for argument `inner_learning_rate`: expected a positive float. "
+                f"Received: inner_learning_rate={inner_learning_rate!r}"
+            )
+        if learn_inner_learning_rate not in LEARNED_RATE_MODES:
+            raise ValueError(
+                "Invalid value for argument `learn_inner_learning_rate`: expected one of "
+                f"{LEARNED_RATE_MODES}. Received: learn_inner_learning_rate="
+                f"{learn_inner_learning_rate!r}"
+            )
+        self.model = model
+        self.inner_steps = inner_steps
+        self.inner_learning_rate = float(inner_learning_rate)
+        self.eval_inner_steps = eval_inner_steps
+        self.adapt_layers = list(adapt_layers) if adapt_layers is not None else None
+        self.learn_inner_learning_rate = learn_inner_learning_rate
+        self.transductive = bool(transductive)
+        self._adapted_indices = self._find_adapted_indices(model, self.adapt_layers)
+        self._inner_rates = self._make_inner_rates()
+
+    # === Configuration helpers ===
+
+    @staticmethod
+    def _find_adapted_indices(model: keras.Model, adapt_layers: list[str] | None) -> list[int]:
+        """Indices into `model.trainable_variables` of the weights the inner loop adapts."""
+        if adapt_layers is None:
+            return list(range(len(model.trainable_variables)))
+        position = {id(v): i for i, v in enumerate(model.trainable_variables)}
+        names = [layer.name for layer in model._flatten_layers(include_self=False)]
+        indices = []
+        for name in adapt_layers:
+            if name not in names:
+                raise ValueError(
+                    f"Invalid value for argument `adapt_layers`: the model has no layer {name!r}. "
+                    f"Expected names among {names}. Received: adapt_layers={adapt_layers}"
+                )
+            layer = next(layer for layer in model._flatten_layers() if layer.name == name)
+            indices.extend(position[id(v)] for v in layer.trainable_variables)
+        if not indices:
+            raise ValueError(
+                "Invalid value for argument `adapt_layers`: the named layers have no trainable "
+                f"weights. Received: adapt_layers={adapt_layers}"
+            )
+        return sorted(set(indices))
+
+    def _make_inner_rates(self) -> list | None:
+        """Learnable inner learning rates: Meta-SGD (per parameter) or MAML++ LSLR (per step)."""
+        if self.learn_inner_learning_rate is None:
+            return None
+        rates = []
+        for index in self._adapted_indices:
+            variable = self.model.trainable_variables[index]
+            if self.learn_inner_learning_rate == "per_parameter":
+                shape = variable.shape
+            else:
+                shape = (self.inner_steps,)
+            name = variable.path.replace("/", "_") + "_inner_learning_rate"
+            rates.append(
+                self.add_weight(
+                    shape=shape,
+                    initializer=keras.initializers.Constant(self.inner_learning_rate),
+                    name=name,
+                )
+            )
+        return rates
+
+    def _learning_rate(self, position: int, step: int) -> Any:
+        if self._inner_rates is None:
+            return self.inner_learning_rate
+        rate = self._inner_rates[position]
+        if self.learn_inner_learning_rate == "per_parameter":
+            return rate
+        return rate[min(step, self.inner_steps - 1)]
+
+    # === The inner loop ===
+
+    def inner_loss(self, weights, non_trainable, x, y, training) -> tf.Tensor:
+        """The compiled loss (plus the model's own losses) of `weights` on `(x, y)`."""
+        outputs, _, losses = self.model.stateless_call(
+            weights, non_trainable, x, training=training, return_losses=True
+        )
+        loss = self._compile_loss(y, outputs)
+        # The compiled loss is divided by the replica count under tf.distribute;
+        # the inner loop must see the task's own loss.
+        loss = unscale_loss_for_distribution(loss)
+        if losses:
+            loss = loss + tf.add_n([tf.cast(value, loss.dtype) for value in losses])
+        return loss
+
+    def adapt(self, weights, non_trainable, support_x, support_y, steps, first_order, training):
+        """Returns the fast weights after `steps` SGD steps on the support loss of one task.
+
+        Args:
+            weights: the model's trainable weights as tensors (meta-parameters).
+            non_trainable: the model's non-trainable weights as tensors.
+            support_x: the task's support examples `[S, ...]`.
+            support_y: the task's support targets `[S, ...]`.
+            steps: number of SGD steps.
+            first_order: treat inner gradients as constants.
+            training: the `training` flag of the model calls.
+
+        Returns:
+            A list of tensors, one per trainable weight of the model.
+
+        """
+        fast = list(weights)
+        for step in range(steps):
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
+                adapted = [fast[i] for i in self._adapted_indices]
+                tape.watch(adapted)
+                loss = self.inner_loss(fast, non_trainable, support_x, support_y, training)
+            gradients = tape.gradient(loss, adapted, unconnected_gradients="zero")
+            for position, (index, gradient) in enumerate(zip(self._adapted_indices, gradients)):
+                if first_order:
+                    gradient = tf.stop_gradient(gradient)
+                fast[index] = fast[index] - self._learning_rate(position, step) * gradient
+        return fast
+
+    def adapt_and_predict(self, inputs, steps, first_order, training):
+        """Adapts to each task of a meta-batch and predicts its query set.
+
+        Returns:
+            `(query_predictions, fast_weights, non_trainable_updates)`, each
+            stacked over tasks.
+
+        """
+        support_x, support_y, query_x = unpack_episode(inputs)
+        weights = [v.value for v in self.model.trainable_variables]
+        non_trainable = [v.value for v in self.model.non_trainable_variables]
+
+        def task(support_x, support_y, query_x):
+            fast = self.adapt(weights, non_trainable, support_x, support_y, steps, first_order,
+                              training)
+            predictions, updated = self.model.stateless_call(
+                fast, non_trainable, query_x, training=training
+            )
+            return predictions, fast, list(updated)
+
+        signature = (
+            tf.as_dtype(self.model.compute_dtype),
+            [w.dtype for w in weights],
+            [v.dtype for v in non_trainable],
+        )
+        return map_tasks(task, (support_x, support_y, query_x), signature)
+
+    def call(self, inputs, training=False):
+        steps = self.inner_steps
+        if not training and self.eval_inner_steps is not None:
+            steps = self.eval_inner_steps
+        predictions, _, _ = self.adapt_and_predict(
+            inputs, steps, first_order=True, training=bool(training) or self.transductive
+        )
+        return predictions
+
+    def _update_moving_statistics(self, updated) -> None:
+        for variable, values in zip(self.model.non_trainable_variables, updated):
+            variable.assign(tf.reduce_mean(values, axis=0))
+
+    # === Config ===
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "model": keras.saving.serialize_keras_object(self.model),
+                "inner_steps": self.inner_steps,
+                "inner_learning_rate": self.inner_learning_rate,
+                "eval_inner_steps": self.eval_inner_steps,
+                "adapt_layers": self.adapt_layers,
+                "learn_inner_learning_rate": self.learn_inner_learning_rate,
+                "transductive": self.transductive,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        config["model"] = keras.saving.deserialize_keras_object(
+            config["model"], custom_objects=custom_objects
+        )
+        return cls(**config)

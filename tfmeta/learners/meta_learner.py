@@ -1,0 +1,147 @@
+"""The base class of every tfmeta learner: a `keras.Model` trained on episodes."""
+
+from typing import Any
+
+import keras
+import tensorflow as tf
+from keras.src.trainers import data_adapters
+
+from tfmeta.learners.episode import check_query_targets, unpack_episode
+
+# Metric names that mean "per-episode, with a confidence interval" on a learner.
+_EPISODIC_METRIC_ALIASES = {
+    "accuracy": "accuracy",
+    "acc": "accuracy",
+    "sparse_categorical_accuracy": "accuracy",
+    "mse": "mse",
+    "mean_squared_error": "mse",
+}
+
+
+def _episodic_metric(identifier: Any) -> Any:
+    """Maps `"accuracy"` / `"mse"` to the episodic metrics; leaves anything else alone."""
+    if not isinstance(identifier, str):
+        return identifier
+    kind = _EPISODIC_METRIC_ALIASES.get(identifier)
+    if kind is None:
+        return identifier
+    from tfmeta import metrics  # Imported here: metrics is a sibling package.
+
+    if kind == "accuracy":
+        return metrics.EpisodicAccuracy(name="accuracy")
+    return metrics.EpisodicMeanSquaredError(name="mse")
+
+
+class MetaLearner(keras.Model):
+    """A `keras.Model` whose inputs are episodes and whose outputs are query predictions.
+
+    Subclasses implement `call(inputs, training)` (query predictions for a
+    meta-batch of episodes) and, for gradient-based learners,
+    `compute_meta_gradients`. The base class provides the Keras step functions
+    in the order of Keras' own trainer, the episodic metrics and `export`.
+
+    Inputs follow the episode contract of DESIGN.md: a dict with `support_x`
+    `[B, S, ...]`, `support_y` `[B, S]` and `query_x` `[B, Q, ...]`; targets
+    are `query_y` `[B, Q]`.
+
+    In `compile`, the metric names `"accuracy"` and `"mse"` select
+    `tfmeta.metrics.EpisodicAccuracy` and `EpisodicMeanSquaredError`, which
+    average per episode and also log a 95% confidence interval
+    (`accuracy_ci95`, `mse_ci95`).
+    """
+
+    def __init__(self, model: keras.Model, argument: str = "model", **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(model, keras.Model):
+            raise ValueError(
+                f"Invalid value for argument `{argument}`: expected a `keras.Model`. "
+                f"Received: {argument}={model!r}"
+            )
+        if not model.built or not model.trainable_variables:
+            raise ValueError(
+                f"Invalid value for argument `{argument}`: expected a built Keras model with "
+                "trainable weights (build it, e.g. with `keras.Input` or by calling it once on "
+                f"example data). Received: {argument}={model.name!r} with built={model.built}"
+            )
+
+    # === Keras training API ===
+
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, **kwargs):
+        if metrics is not None:
+            if isinstance(metrics, (list, tuple)):
+                metrics = [_episodic_metric(m) for m in metrics]
+            else:
+                metrics = _episodic_metric(metrics)
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    def train_step(self, data):
+        x, y, sample_weight = data_adapters.data_adapter_utils.unpack_x_y_sample_weight(data)
+        support_x, support_y, query_x = unpack_episode(x)
+        check_query_targets(query_x, y)
+        loss, y_pred, gradients = self.compute_meta_gradients(
+            support_x, support_y, query_x, y, sample_weight
+        )
+        self._loss_tracker.update_state(
+            keras.src.losses.loss.unscale_loss_for_distribution(loss),
+            sample_weight=tf.shape(query_x)[0],
+        )
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def test_step(self, data):
+        x, y, sample_weight = data_adapters.data_adapter_utils.unpack_x_y_sample_weight(data)
+        _, _, query_x = unpack_episode(x)
+        check_query_targets(query_x, y)
+        y_pred = self(x, training=False)
+        loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
+                                  training=False)
+        self._loss_tracker.update_state(
+            keras.src.losses.loss.unscale_loss_for_distribution(loss),
+            sample_weight=tf.shape(query_x)[0],
+        )
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def predict_step(self, data):
+        x, _, _ = data_adapters.data_adapter_utils.unpack_x_y_sample_weight(data)
+        unpack_episode(x)
+        return self(x, training=False)
+
+    def compute_meta_gradients(self, support_x, support_y, query_x, query_y, sample_weight):
+        """Returns `(loss, query_predictions, gradients)` for `self.trainable_variables`.
+
+        The default is the ordinary gradient of the compiled loss on the query
+        predictions of `call(training=True)` (what ProtoNet needs); MAML and
+        Reptile override it.
+        """
+        inputs = {"support_x": support_x, "support_y": support_y, "query_x": query_x}
+        with tf.GradientTape() as tape:
+            y_pred = self(inputs, training=True)
+            loss = self._compute_loss(x=inputs, y=query_y, y_pred=y_pred,
+                                      sample_weight=sample_weight, training=True)
+            scaled_loss = self.optimizer.scale_loss(loss)
+        gradients = tape.gradient(scaled_loss, self.trainable_variables)
+        return loss, y_pred, gradients
+
+    # === Deployment ===
+
+    def export(self, filepath: str, format: str = "tf_saved_model", **kwargs) -> None:  # noqa: A002
+        """Writes a SavedModel that adapts to one episode inside the serving graph.
+
+        The `serving_default` signature takes `support_x [S, ...]` float32,
+        `support_y [S]` int32 and `query_x [Q, ...]` float32 (S and Q dynamic)
+        and returns the query predictions `[Q, N]`.
+
+        Args:
+            filepath: a folder that does not exist yet or is empty.
+            format: only `"tf_saved_model"` is supported.
+            **kwargs: passed to `tfmeta.export.export_learner`.
+
+        """
+        from tfmeta.export import export_learner
+
+        if format != "tf_saved_model":
+            raise ValueError(
+                "Invalid value for argument `format`: expected 'tf_saved_model'. "
+                f"Received: format={format!r}"
+            )
+        export_learner(self, filepath, **kwargs)

@@ -1,0 +1,110 @@
+"""Prototypical Networks (Snell, Swersky and Zemel, 2017)."""
+
+import keras
+import tensorflow as tf
+
+from tfmeta.layers.prototype_logits import PrototypeLogits
+from tfmeta.learners.episode import unpack_episode
+from tfmeta.learners.meta_learner import MetaLearner
+
+
+@keras.saving.register_keras_serializable(package="tfmeta")
+class ProtoNet(MetaLearner):
+    """Prototypical Networks as a Keras model.
+
+    The encoder embeds the support and query examples of every episode (in one
+    batch); class prototypes are the mean support embeddings, and the query
+    logits are minus the squared Euclidean distance to each prototype (or a
+    scaled cosine similarity). Train it with the ordinary compiled loss,
+    `SparseCategoricalCrossentropy(from_logits=True)`.
+
+    The number of ways comes from the episode (`max(support_y) + 1`) unless
+    `ways` is given; XLA (`jit_compile=True`) needs it static, so give `ways`
+    there. Batch norm in the encoder works as in any Keras model: batch
+    statistics in training, moving statistics in `evaluate`/`predict`.
+
+    Args:
+        encoder: a built Keras model mapping examples to embeddings `[batch, D]`
+            (or to any shape, flattened).
+        distance: `"squared_euclidean"` (the paper) or `"cosine"`.
+        ways: the number of classes per episode, or None to read it from labels.
+        cosine_scale: the scale of cosine logits.
+        learn_cosine_scale: whether that scale is trained.
+        **kwargs: passed to `keras.Model` (e.g. `name`).
+
+    Example:
+    >>> import keras, tfmeta
+    >>> learner = tfmeta.ProtoNet(tfmeta.backbones.conv4((28, 28, 1)), ways=5)
+    >>> learner.compile(
+    ...     optimizer=keras.optimizers.Adam(1e-3),
+    ...     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    ...     metrics=["accuracy"])
+
+    """
+
+    def __init__(self, encoder, distance="squared_euclidean", ways=None, cosine_scale=10.0,
+                 learn_cosine_scale=False, **kwargs):
+        super().__init__(encoder, argument="encoder", **kwargs)
+        self.encoder = encoder
+        self.distance = distance
+        self.ways = ways
+        self.cosine_scale = float(cosine_scale)
+        self.learn_cosine_scale = bool(learn_cosine_scale)
+        self.prototype_logits = PrototypeLogits(
+            ways=ways, distance=distance, scale=cosine_scale, learn_scale=learn_cosine_scale,
+            name="prototype_logits",
+        )
+
+    def embed(self, examples, training=False):
+        """Embeddings `[..., D]` of examples `[..., *example_shape]` (any leading dims)."""
+        examples = tf.convert_to_tensor(examples)
+        input_rank = len(self.encoder.inputs[0].shape) - 1 if self.encoder.inputs else None
+        if input_rank is None:
+            input_rank = examples.shape.rank - 2
+        leading = tf.shape(examples)[: examples.shape.rank - input_rank]
+        flat = tf.reshape(examples, tf.concat([[-1], tf.shape(examples)[-input_rank:]], 0))
+        embeddings = self.encoder(flat, training=training)
+        embeddings = tf.reshape(embeddings, [tf.shape(embeddings)[0], -1])
+        return tf.reshape(embeddings, tf.concat([leading, [-1]], 0))
+
+    def call(self, inputs, training=False):
+        support_x, support_y, query_x = unpack_episode(inputs)
+        tasks = tf.shape(support_x)[0]
+        support_size = tf.shape(support_x)[1]
+        # One encoder pass over support and query of every task.
+        examples = tf.concat(
+            [
+                tf.reshape(support_x, tf.concat([[-1], tf.shape(support_x)[2:]], 0)),
+                tf.reshape(query_x, tf.concat([[-1], tf.shape(query_x)[2:]], 0)),
+            ],
+            axis=0,
+        )
+        embeddings = self.embed(examples, training=training)
+        features = tf.shape(embeddings)[-1]
+        split = tasks * support_size
+        support_embeddings = tf.reshape(
+            embeddings[:split], tf.stack([tasks, support_size, features])
+        )
+        query_embeddings = tf.reshape(embeddings[split:], tf.stack([tasks, -1, features]))
+        support_embeddings = tf.ensure_shape(
+            support_embeddings, support_x.shape[:2].concatenate([None]))
+        query_embeddings = tf.ensure_shape(query_embeddings, query_x.shape[:2].concatenate([None]))
+        return self.prototype_logits(support_embeddings, support_y, query_embeddings)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "encoder": keras.saving.serialize_keras_object(self.encoder),
+            "distance": self.distance,
+            "ways": self.ways,
+            "cosine_scale": self.cosine_scale,
+            "learn_cosine_scale": self.learn_cosine_scale,
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        config["encoder"] = keras.saving.deserialize_keras_object(
+            config["encoder"], custom_objects=custom_objects
+        )
+        return cls(**config)

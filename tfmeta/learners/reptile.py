@@ -1,0 +1,80 @@
+"""Reptile (Nichol, Achiam and Schulman, 2018)."""
+
+import keras
+import tensorflow as tf
+
+from tfmeta.learners.gradient_learner import GradientLearner
+
+
+@keras.saving.register_keras_serializable(package="tfmeta")
+class Reptile(GradientLearner):
+    """Reptile as a Keras model.
+
+    For each task, `train_step` takes `inner_steps` steps of SGD on the support
+    loss from the model's weights `theta`, reaching `phi`. The compiled
+    optimizer receives the pseudo-gradient `theta - mean_tasks(phi)`, so
+    `SGD(learning_rate=epsilon)` gives the paper's update
+    `theta += epsilon * (mean(phi) - theta)`, and Adam works as in the
+    authors' code. The reported loss is the query loss after adaptation.
+
+    Args:
+        model: a built Keras model mapping examples to logits or predictions.
+        inner_steps: SGD steps on the support set per task.
+        inner_learning_rate: the inner SGD step size.
+        eval_inner_steps: adaptation steps in `evaluate` and `predict`
+            (default: `inner_steps`; the paper uses 50 at test).
+        adapt_layers: names of the layers the inner loop adapts (default: all).
+        transductive: use the episode's batch statistics in batch norm layers
+            when evaluating and predicting.
+        **kwargs: passed to `keras.Model` (e.g. `name`).
+
+    Example:
+    >>> import keras, tfmeta
+    >>> learner = tfmeta.Reptile(tfmeta.backbones.mlp(), inner_steps=5,
+    ...                          inner_learning_rate=0.02)
+    >>> learner.compile(optimizer=keras.optimizers.SGD(learning_rate=1.0),
+    ...                 loss="mse", metrics=["mse"])
+    >>> history = learner.fit(tfmeta.data.sinusoid(meta_batch_size=4),
+    ...                       steps_per_epoch=2, verbose=0)
+
+    """
+
+    def __init__(
+        self,
+        model: keras.Model,
+        inner_steps: int = 5,
+        inner_learning_rate: float = 0.1,
+        eval_inner_steps: int | None = None,
+        adapt_layers=None,
+        transductive: bool = True,
+        **kwargs,
+    ):
+        kwargs.pop("learn_inner_learning_rate", None)
+        super().__init__(
+            model,
+            inner_steps=inner_steps,
+            inner_learning_rate=inner_learning_rate,
+            eval_inner_steps=eval_inner_steps,
+            adapt_layers=adapt_layers,
+            transductive=transductive,
+            **kwargs,
+        )
+
+    def compute_meta_gradients(self, support_x, support_y, query_x, query_y, sample_weight):
+        inputs = {"support_x": support_x, "support_y": support_y, "query_x": query_x}
+        y_pred, fast, updated = self.adapt_and_predict(
+            inputs, self.inner_steps, first_order=True, training=True
+        )
+        loss = self._compute_loss(x=inputs, y=query_y, y_pred=y_pred,
+                                  sample_weight=sample_weight, training=True)
+        gradients = [
+            tf.stop_gradient(variable.value - tf.reduce_mean(adapted, axis=0))
+            for variable, adapted in zip(self.model.trainable_variables, fast)
+        ]
+        self._update_moving_statistics(updated)
+        return loss, y_pred, gradients
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("learn_inner_learning_rate", None)
+        return config
