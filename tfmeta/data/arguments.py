@@ -1,0 +1,108 @@
+"""Eager argument checks with Keras-style error messages, shared by the data entry points."""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+
+def invalid_value(name: str, expected: str, value: Any) -> ValueError:
+    """Returns the `ValueError` for one bad argument, in the Keras wording.
+
+    Args:
+        name: The argument's name.
+        expected: What was expected, as a phrase ("a positive integer").
+        value: The value received.
+
+    Returns:
+        A `ValueError` such as "Invalid value for argument `ways`: expected a
+        positive integer. Received: ways=0".
+
+    Example:
+    >>> str(invalid_value("ways", "a positive integer", 0))
+    'Invalid value for argument `ways`: expected a positive integer. Received: ways=0'
+    """
+    return ValueError(
+        f"Invalid value for argument `{name}`: expected {expected}. Received: {name}={value!r}"
+    )
+
+
+def is_integer(value: Any) -> bool:
+    """Whether `value` is an integer (Python or NumPy), booleans excluded.
+
+    Example:
+    >>> is_integer(3), is_integer(True), is_integer(3.0)
+    (True, False, False)
+    """
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_int_in_range(
+    name: str, value: Any, low: int = 1, high: int | None = None, reason: str = ""
+) -> int:
+    """Checks that `value` is an integer in `[low, high]` and returns it as an `int`.
+
+    Args:
+        name: The argument's name, for the message.
+        value: The value received.
+        low: The smallest accepted value.
+        high: The largest accepted value, or `None` for no upper bound.
+        reason: Optional parenthesised explanation of `high` for the message,
+            e.g. "the number of classes in split 'train'".
+
+    Returns:
+        `value` as a Python `int`.
+
+    Raises:
+        ValueError: If `value` is not an integer in range.
+
+    Example:
+    >>> check_int_in_range("shots", 5)
+    5
+    """
+    if high is None:
+        expected = "a positive integer" if low == 1 else f"an integer >= {low}"
+    else:
+        expected = f"an integer between {low} and {high}"
+    if reason:
+        expected += f" ({reason})"
+    if not is_integer(value) or value < low or (high is not None and value > high):
+        raise invalid_value(name, expected, value)
+    return int(value)
+
+
+def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
+    """Checks that `value` is one of the strings `choices` and returns it.
+
+    Example:
+    >>> check_choice("scheme", "maml", ("vinyals", "maml", "lake"))
+    'maml'
+    """
+    if not isinstance(value, str) or value not in choices:
+        expected = "one of " + ", ".join(repr(choice) for choice in choices)
+        raise invalid_value(name, expected, value)
+    return value
+
+
+def check_shots_and_queries(shots: int, queries: int, examples: int, what: str) -> None:
+    """Checks that one class can give `shots + queries` distinct examples.
+
+    Args:
+        shots: Support examples per class.
+        queries: Query examples per class.
+        examples: The number of examples of the smallest class.
+        what: What `examples` counts, for the message ("examples per class").
+
+    Raises:
+        ValueError: If `shots + queries > examples`.
+
+    Example:
+    >>> check_shots_and_queries(1, 15, 20, "drawings per character")
+    """
+    if shots + queries > examples:
+        raise ValueError(
+            "Invalid values for arguments `shots` and `queries`: expected shots + queries to be "
+            f"at most {examples} (the {what}), so that support and query examples are distinct. "
+            f"Received: shots={shots}, queries={queries}"
+        )
