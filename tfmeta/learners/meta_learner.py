@@ -74,6 +74,22 @@ class MetaLearner(keras.Model):
                 metrics = _episodic_metric(metrics)
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
 
+    # === Saving ===
+
+    def build_from_config(self, config):
+        # The wrapped model is built (checked in __init__) and the learner creates
+        # its own weights in __init__, so loading has nothing to run; Keras' default
+        # would call the learner on zeros, which needs the compiled loss.
+        self.built = True
+
+    def compile_from_config(self, config):
+        # Keras skips compile on load when `compile` is overridden, as it is here.
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built:
+            # Create the optimizer variables so that their saved values load.
+            self.optimizer.build(self.trainable_variables)
+
     def train_step(self, data):
         x, y, sample_weight = data_adapters.data_adapter_utils.unpack_x_y_sample_weight(data)
         support_x, support_y, query_x = unpack_episode(x)
