@@ -55,10 +55,17 @@ class ProtoNet(MetaLearner):
             name="prototype_logits",
         )
 
-    def embed(self, examples, training=False):
-        """Embeddings `[..., D]` of examples `[..., *example_shape]` (any leading dims)."""
+    def embed(self, examples, training=False, example_rank=None):
+        """Embeddings `[..., D]` of examples `[..., *example_shape]` (any leading dims).
+
+        The rank of one example is `example_rank`, else the encoder's input rank,
+        else (a subclassed encoder) `examples` is taken as `[B, S, *example_shape]`.
+        """
         examples = tf.convert_to_tensor(examples)
-        input_rank = len(self.encoder.inputs[0].shape) - 1 if self.encoder.inputs else None
+        encoder_inputs = getattr(self.encoder, "inputs", None)  # None when subclassed.
+        input_rank = example_rank
+        if input_rank is None and encoder_inputs:
+            input_rank = len(encoder_inputs[0].shape) - 1
         if input_rank is None:
             input_rank = examples.shape.rank - 2
         leading = tf.shape(examples)[: examples.shape.rank - input_rank]
@@ -79,7 +86,8 @@ class ProtoNet(MetaLearner):
             ],
             axis=0,
         )
-        embeddings = self.embed(examples, training=training)
+        embeddings = self.embed(examples, training=training,
+                                example_rank=support_x.shape.rank - 2)
         features = tf.shape(embeddings)[-1]
         split = tasks * support_size
         support_embeddings = tf.reshape(
