@@ -42,6 +42,14 @@ def map_tasks(task_fn: Callable, tensors: Sequence[tf.Tensor], output_signature:
     )
 
 
+def _zero_after(tensor: tf.Tensor) -> tf.Tensor:
+    """A float32 zero that graph execution can only compute once `tensor` is available."""
+    first = tf.reduce_max(tf.reshape(tensor, [-1])[:1])
+    present = tf.cast(first, tf.bool)
+    # Always true (also for NaN), but not foldable at trace time.
+    return tf.where(tf.equal(present, present), 0.0, float("nan"))
+
+
 class GradientLearner(MetaLearner):
     """Base of learners that adapt a model by SGD on the support set (MAML, Reptile).
 
@@ -56,6 +64,13 @@ class GradientLearner(MetaLearner):
     (MAML's protocol); with `transductive=False` it uses the moving statistics.
     Inner steps never change the moving statistics; `train_step` updates them
     from the query pass of the adapted weights (averaged over tasks).
+
+    Memory: a second-order meta-gradient keeps every inner step's
+    intermediate tensors until the backward pass, so memory grows with
+    `inner_steps`. With `recompute_inner_steps=True` only each step's input
+    weights are kept and the step is recomputed when the meta-gradient
+    reaches it (gradient checkpointing): the same gradients for about one
+    more support forward and backward pass per inner step.
     """
 
     def __init__(
@@ -67,6 +82,7 @@ class GradientLearner(MetaLearner):
         adapt_layers: Sequence[str] | None = None,
         learn_inner_learning_rate: str | None = None,
         transductive: bool = True,
+        recompute_inner_steps: bool = False,
         **kwargs,
     ):
         super().__init__(model, **kwargs)
@@ -90,6 +106,7 @@ class GradientLearner(MetaLearner):
         self.adapt_layers = list(adapt_layers) if adapt_layers is not None else None
         self.learn_inner_learning_rate = learn_inner_learning_rate
         self.transductive = bool(transductive)
+        self.recompute_inner_steps = bool(recompute_inner_steps)
         self._adapted_indices = self._find_adapted_indices(model, self.adapt_layers)
         self._inner_rates = self._make_inner_rates()
 
@@ -154,6 +171,12 @@ class GradientLearner(MetaLearner):
         outputs, _, losses = self.model.stateless_call(
             weights, non_trainable, x, training=training, return_losses=True
         )
+        if getattr(self, "_compile_loss", None) is None:
+            raise ValueError(
+                f"{type(self).__name__} adapts with the compiled loss, but the learner is not "
+                "compiled with a loss. Call `compile(optimizer, loss=...)` before `fit`, "
+                "`evaluate`, `predict` or `export`."
+            )
         loss = self._compile_loss(y, outputs)
         # The compiled loss is divided by the replica count under tf.distribute;
         # the inner loop must see the task's own loss.
@@ -180,16 +203,71 @@ class GradientLearner(MetaLearner):
         """
         fast = list(weights)
         for step in range(steps):
-            with tf.GradientTape(watch_accessed_variables=False) as tape:
-                adapted = [fast[i] for i in self._adapted_indices]
-                tape.watch(adapted)
-                loss = self.inner_loss(fast, non_trainable, support_x, support_y, training)
-            gradients = tape.gradient(loss, adapted, unconnected_gradients="zero")
-            for position, (index, gradient) in enumerate(zip(self._adapted_indices, gradients)):
-                if first_order:
-                    gradient = tf.stop_gradient(gradient)
-                fast[index] = fast[index] - self._learning_rate(position, step) * gradient
+            if self.recompute_inner_steps and not first_order:
+                fast = self._recomputed_inner_step(fast, non_trainable, support_x, support_y,
+                                                   step, training)
+            else:
+                fast = self._inner_step(fast, non_trainable, support_x, support_y, step,
+                                        first_order, training)
         return fast
+
+    def _inner_step(self, fast, non_trainable, support_x, support_y, step, first_order,
+                    training):
+        """One SGD step on the support loss: the new list of fast weights."""
+        fast = list(fast)
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            adapted = [fast[i] for i in self._adapted_indices]
+            tape.watch(adapted)
+            loss = self.inner_loss(fast, non_trainable, support_x, support_y, training)
+        gradients = tape.gradient(loss, adapted, unconnected_gradients="zero")
+        for position, (index, gradient) in enumerate(zip(self._adapted_indices, gradients)):
+            if first_order:
+                gradient = tf.stop_gradient(gradient)
+            fast[index] = fast[index] - self._learning_rate(position, step) * gradient
+        return fast
+
+    def _recomputed_inner_step(self, fast, non_trainable, support_x, support_y, step, training):
+        """`_inner_step` (second order) whose intermediates are recomputed in the backward pass.
+
+        The outer gradient of the step keeps only the step's input weights;
+        the support forward pass and the inner gradient are computed again
+        when the meta-gradient reaches this step. A data dependency on the
+        incoming gradient makes the graph run the recomputation then, not
+        during the forward pass (as `tf.recompute_grad` does, which cannot
+        be used here: it stops the tapes the inner gradient needs).
+        """
+        count = len(fast)
+        indices = self._adapted_indices
+
+        @tf.custom_gradient
+        def step_function(*weights):
+            outputs = self._inner_step(weights, non_trainable, support_x, support_y, step,
+                                       False, training)
+
+            def gradient(*upstream, variables=None):
+                after_upstream = _zero_after(upstream[0])
+                with tf.GradientTape(watch_accessed_variables=False) as tape:
+                    inputs = [tf.identity(w) + tf.cast(after_upstream, w.dtype) for w in weights]
+                    tape.watch(inputs)
+                    if variables:
+                        tape.watch(variables)
+                    recomputed = self._inner_step(inputs, non_trainable, support_x, support_y,
+                                                  step, False, training)
+                    recomputed = [recomputed[i] for i in indices]
+                gradients = tape.gradient(
+                    recomputed, inputs + list(variables or []), output_gradients=list(upstream),
+                    unconnected_gradients="zero",
+                )
+                if variables is None:
+                    return gradients
+                return gradients[:count], gradients[count:]
+
+            return [outputs[i] for i in indices], gradient
+
+        new = list(fast)
+        for index, value in zip(indices, step_function(*fast)):
+            new[index] = value
+        return new
 
     def adapt_and_predict(self, inputs, steps, first_order, training):
         """Adapts to each task of a meta-batch and predicts its query set.
@@ -244,6 +322,7 @@ class GradientLearner(MetaLearner):
                 "adapt_layers": self.adapt_layers,
                 "learn_inner_learning_rate": self.learn_inner_learning_rate,
                 "transductive": self.transductive,
+                "recompute_inner_steps": self.recompute_inner_steps,
             }
         )
         return config

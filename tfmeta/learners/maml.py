@@ -35,6 +35,12 @@ class MAML(GradientLearner):
         learn_inner_learning_rate: None, `"per_parameter"` or `"per_step"`.
         transductive: use the episode's batch statistics in batch norm layers
             when evaluating and predicting (as MAML does).
+        recompute_inner_steps: recompute each inner step in the backward pass
+            instead of keeping its intermediate tensors (gradient
+            checkpointing): the same meta-gradient with memory that grows far
+            less with `inner_steps`, for some extra compute. Only second-order
+            MAML keeps those tensors, so it changes nothing with
+            `first_order=True`.
         **kwargs: passed to `keras.Model` (e.g. `name`).
 
     Example:
@@ -58,6 +64,7 @@ class MAML(GradientLearner):
         adapt_layers=None,
         learn_inner_learning_rate: str | None = None,
         transductive: bool = True,
+        recompute_inner_steps: bool = False,
         **kwargs,
     ):
         super().__init__(
@@ -68,6 +75,7 @@ class MAML(GradientLearner):
             adapt_layers=adapt_layers,
             learn_inner_learning_rate=learn_inner_learning_rate,
             transductive=transductive,
+            recompute_inner_steps=recompute_inner_steps,
             **kwargs,
         )
         self.first_order = bool(first_order)

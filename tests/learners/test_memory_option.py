@@ -1,0 +1,65 @@
+"""`recompute_inner_steps=True` gives the same MAML meta-gradients as keeping the inner steps."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import regression_episodes, tanh_mlp
+
+import tfmeta
+
+
+def gradients(recompute, graph, steps=3, **kwargs):
+    """Loss and meta-gradients of a fresh learner on the same weights and episodes."""
+    learner = tfmeta.MAML(tanh_mlp(), inner_steps=steps, inner_learning_rate=0.3,
+                          recompute_inner_steps=recompute, **kwargs)
+    learner.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse")
+    rng = np.random.default_rng(5)
+    for rate in learner._inner_rates or []:
+        rate.assign(rng.uniform(0.1, 0.5, size=rate.shape))
+    inputs, query_y = regression_episodes()
+    tensors = [tf.constant(inputs[k]) for k in ("support_x", "support_y", "query_x")]
+    tensors.append(tf.constant(query_y))
+
+    def compute(*args):
+        loss, _, grads = learner.compute_meta_gradients(*args, None)
+        return loss, grads
+
+    if graph:
+        compute = tf.function(compute)
+    loss, grads = compute(*tensors)
+    return float(loss), [g.numpy() for g in grads]
+
+
+@pytest.mark.parametrize("graph", [False, True], ids=["eager", "graph"])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"steps": 1},
+        {"steps": 3},
+        {"steps": 2, "learn_inner_learning_rate": "per_step"},
+        {"steps": 2, "adapt_layers": ["dense_1"]},
+    ],
+    ids=["1step", "3steps", "lslr", "anil"],
+)
+def test_recomputed_inner_steps_give_the_same_gradients(float64, graph, kwargs):
+    if "adapt_layers" in kwargs:
+        names = [layer.name for layer in tanh_mlp().layers if layer.weights]
+        kwargs = {**kwargs, "adapt_layers": names[-1:]}
+    want_loss, want = gradients(False, graph, **kwargs)
+    got_loss, got = gradients(True, graph, **kwargs)
+    assert got_loss == pytest.approx(want_loss, rel=1e-12)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert np.abs(w).max() > 0
+        np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)
+
+
+def test_option_is_in_the_config_and_fit_runs(float64):
+    learner = tfmeta.MAML(tanh_mlp(), inner_steps=2, recompute_inner_steps=True)
+    assert learner.get_config()["recompute_inner_steps"] is True
+    assert tfmeta.MAML.from_config(learner.get_config()).recompute_inner_steps
+    learner.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    inputs, query_y = regression_episodes()
+    history = learner.fit(inputs, query_y, batch_size=3, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
