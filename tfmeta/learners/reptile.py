@@ -49,7 +49,6 @@ class Reptile(GradientLearner):
         transductive: bool = True,
         **kwargs,
     ):
-        kwargs.pop("learn_inner_learning_rate", None)
         super().__init__(
             model,
             inner_steps=inner_steps,
