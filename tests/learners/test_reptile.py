@@ -72,7 +72,7 @@ def test_anil_keeps_body_fixed(float64):
 
 
 def test_reptile_rejects_learned_rates():
-    with pytest.raises(TypeError):
+    with pytest.raises(ValueError, match="learn_inner_learning_rate"):
         tfmeta.Reptile(tanh_mlp(), learn_inner_learning_rate="per_step")
 
 

@@ -49,6 +49,13 @@ class Reptile(GradientLearner):
         transductive: bool = True,
         **kwargs,
     ):
+        if kwargs.get("learn_inner_learning_rate") is not None:
+            raise ValueError(
+                "Invalid argument `learn_inner_learning_rate` for Reptile: its inner learning "
+                "rate is fixed (learned rates need the second-order path of MAML). Received: "
+                f"learn_inner_learning_rate={kwargs['learn_inner_learning_rate']!r}"
+            )
+        kwargs.pop("learn_inner_learning_rate", None)
         super().__init__(
             model,
             inner_steps=inner_steps,
