@@ -57,12 +57,16 @@ class MetaLearner(keras.Model):
                 f"Invalid value for argument `{argument}`: expected a `keras.Model`. "
                 f"Received: {argument}={model!r}"
             )
-        if not model.built or not model.trainable_variables:
+        if not model.built:
             raise ValueError(
-                f"Invalid value for argument `{argument}`: expected a built Keras model with "
-                "trainable weights (build it, e.g. with `keras.Input` or by calling it once on "
-                f"example data). Received: {argument}={model.name!r} with built={model.built}"
+                f"Invalid value for argument `{argument}`: expected a built Keras model (build "
+                "it, e.g. with `keras.Input` or by calling it once on example data). "
+                f"Received: {argument}={model.name!r} with built=False"
             )
+        # The wrapped model is built and learners create their own weights in
+        # __init__, so a new learner is built: Keras callbacks that need a built
+        # model (BackupAndRestore) and `load_weights` work before the first call.
+        self.built = True
 
     # === Keras training API ===
 
@@ -77,9 +81,8 @@ class MetaLearner(keras.Model):
     # === Saving ===
 
     def build_from_config(self, config):
-        # The wrapped model is built (checked in __init__) and the learner creates
-        # its own weights in __init__, so loading has nothing to run; Keras' default
-        # would call the learner on zeros, which needs the compiled loss.
+        # A learner is built at construction (see __init__): nothing to run. Keras'
+        # default would call the learner on zeros, which needs the compiled loss.
         self.built = True
 
     def compile_from_config(self, config):
