@@ -22,10 +22,12 @@ class PrototypeLogits(keras.layers.Layer):
     computed at run time. XLA (`jit_compile=True`) needs static shapes, so give
     `ways` there.
 
-    Input checks: ranks are checked when the layer is called. When running
-    eagerly, labels outside `0..N-1` and classes without a support example
-    raise a `ValueError`; inside a graph they cannot be seen at trace time, and
-    such episodes give meaningless (NaN for an empty class) logits.
+    Input checks: ranks are checked when the layer is called. Labels outside
+    `0..N-1` and classes without a support example raise a `ValueError` when
+    running eagerly, and a `tf.errors.InvalidArgumentError` with the same
+    message inside a `tf.function` (e.g. `fit`, `predict`); under XLA the
+    run-time checks are compiled away, so such episodes give meaningless logits
+    (NaN for an empty class).
 
     Args:
         ways: number of classes per episode, or None to derive it from the labels.
@@ -93,6 +95,8 @@ class PrototypeLogits(keras.layers.Layer):
             self._check_labels(support_labels.numpy(), ways)
         one_hot = tf.one_hot(support_labels, ways, dtype=support_embeddings.dtype)  # [B, S, N]
         counts = tf.reduce_sum(one_hot, axis=1)  # [B, N]
+        if not tf.executing_eagerly():
+            counts = self._assert_valid_labels(support_labels, ways, counts)
         prototypes = tf.einsum("bsn,bsd->bnd", one_hot, support_embeddings)
         prototypes = prototypes / counts[..., None]
         if self.distance == "cosine":
@@ -132,6 +136,21 @@ class PrototypeLogits(keras.layers.Layer):
                 "Invalid `support_labels`: expected one label per support embedding, shape "
                 f"{support_embeddings.shape[:-1]}. Received: shape={support_labels.shape}"
             )
+
+    @staticmethod
+    def _assert_valid_labels(labels, ways, counts):
+        """In a graph: run-time checks (InvalidArgumentError) with the messages of `_check_labels`."""
+        checks = [
+            tf.debugging.assert_non_negative(
+                labels, message="Invalid `support_labels`: expected integers in 0..ways-1"),
+            tf.debugging.assert_less(
+                labels, tf.cast(ways, labels.dtype),
+                message="Invalid `support_labels`: expected integers in 0..ways-1"),
+            tf.debugging.assert_positive(
+                counts, message="Invalid `support_labels`: every class needs a support example"),
+        ]
+        with tf.control_dependencies(checks):
+            return tf.identity(counts)
 
     @staticmethod
     def _check_labels(labels: np.ndarray, ways) -> None:

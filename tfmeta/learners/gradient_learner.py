@@ -86,6 +86,11 @@ class GradientLearner(MetaLearner):
         **kwargs,
     ):
         super().__init__(model, **kwargs)
+        if not model.trainable_variables:
+            raise ValueError(
+                "Invalid value for argument `model`: the inner loop adapts trainable weights, "
+                f"but the model has none. Received: model={model.name!r}"
+            )
         _check_positive_int(inner_steps, "inner_steps")
         _check_positive_int(eval_inner_steps, "eval_inner_steps", allow_none=True)
         if not isinstance(inner_learning_rate, (int, float)) or inner_learning_rate <= 0:

@@ -55,6 +55,20 @@ class ProtoNet(MetaLearner):
             name="prototype_logits",
         )
 
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, jit_compile="auto", **kwargs):
+        if self.ways is None:
+            if jit_compile is True:
+                raise ValueError(
+                    "ProtoNet with `ways=None` reads the number of ways from each episode's "
+                    "labels, which XLA cannot compile (it needs static shapes). Give "
+                    "`ProtoNet(..., ways=N)` to use `jit_compile=True`. Received: ways=None, "
+                    "jit_compile=True"
+                )
+            if jit_compile == "auto":
+                jit_compile = False  # "auto" would pick XLA on GPU, which needs static ways.
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics,
+                        jit_compile=jit_compile, **kwargs)
+
     def embed(self, examples, training=False, example_rank=None):
         """Embeddings `[..., D]` of examples `[..., *example_shape]` (any leading dims).
 
