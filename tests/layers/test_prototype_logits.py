@@ -56,7 +56,7 @@ def test_single_episode_and_graph_mode():
     layer = PrototypeLogits(ways=3)
     single = layer(support[0], labels[0], query[0]).numpy()
     assert single.shape == (4, 3)
-    graph = tf.function(lambda s, l, q: layer(s, l, q), jit_compile=True)(support, labels, query)
+    graph = tf.function(lambda s, y, q: layer(s, y, q), jit_compile=True)(support, labels, query)
     np.testing.assert_allclose(single, graph.numpy()[0], rtol=1e-5, atol=1e-5)
 
 
@@ -71,12 +71,12 @@ def test_config_round_trip():
 @pytest.mark.parametrize(
     "mutate, match",
     [
-        (lambda s, l, q: (s, np.where(l == 0, 7, l), q), "0..2"),
-        (lambda s, l, q: (s, np.where(l == 0, -1, l), q), "0..2"),
-        (lambda s, l, q: (s, np.where(l == 2, 1, l), q), "no support example|classes \\[2\\]"),
-        (lambda s, l, q: (s[..., None], l, q), "support_embeddings"),
-        (lambda s, l, q: (s, l, q[0]), "query_embeddings"),
-        (lambda s, l, q: (s, l[:, :-1], q), "support_labels"),
+        (lambda s, y, q: (s, np.where(y == 0, 7, y), q), "0..2"),
+        (lambda s, y, q: (s, np.where(y == 0, -1, y), q), "0..2"),
+        (lambda s, y, q: (s, np.where(y == 2, 1, y), q), "no support example|classes \\[2\\]"),
+        (lambda s, y, q: (s[..., None], y, q), "support_embeddings"),
+        (lambda s, y, q: (s, y, q[0]), "query_embeddings"),
+        (lambda s, y, q: (s, y[:, :-1], q), "support_labels"),
     ],
 )
 def test_bad_input(mutate, match):

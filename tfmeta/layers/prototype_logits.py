@@ -139,7 +139,7 @@ class PrototypeLogits(keras.layers.Layer):
 
     @staticmethod
     def _assert_valid_labels(labels, ways, counts):
-        """In a graph: run-time checks (InvalidArgumentError) with the messages of `_check_labels`."""
+        """Adds run-time checks (InvalidArgumentError) with the messages of `_check_labels`."""
         checks = [
             tf.debugging.assert_non_negative(
                 labels, message="Invalid `support_labels`: expected integers in 0..ways-1"),
