@@ -6,7 +6,7 @@ confidence intervals, and export SavedModels that adapt inside the serving
 graph.
 """
 
-from tfmeta import backbones, data, layers, metrics
+from tfmeta import backbones, callbacks, data, export, layers, metrics
 from tfmeta.learners import MAML, GradientLearner, MetaLearner, ProtoNet, Reptile
 
 __version__ = "0.1.0"
@@ -19,7 +19,9 @@ __all__ = [
     "Reptile",
     "__version__",
     "backbones",
+    "callbacks",
     "data",
+    "export",
     "layers",
     "metrics",
 ]
