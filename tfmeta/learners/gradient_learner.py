@@ -24,22 +24,44 @@ def _check_positive_int(value: Any, argument: str, allow_none: bool = False) -> 
         )
 
 
-def map_tasks(task_fn: Callable, tensors: Sequence[tf.Tensor], output_signature: Any) -> Any:
+TASK_BATCHING = ("auto", "vectorize", "unroll")
+
+
+def map_tasks(
+    task_fn: Callable, tensors: Sequence[tf.Tensor], output_signature: Any, mode: str = "auto"
+) -> Any:
     """Applies `task_fn` to each task of a meta-batch and stacks the results.
 
-    With a static meta-batch size the tasks are unrolled into one graph, so
-    TensorFlow runs them concurrently and traces the step once (on CPU this
-    was 1.2x faster than `tf.map_fn` and 1.4x faster than `tf.vectorized_map`
-    for second-order MAML on conv4). With a dynamic size it uses `tf.map_fn`
-    with `output_signature` (dtypes, nested like the results).
+    `"vectorize"` runs all tasks at once with `tf.vectorized_map` (per-task
+    fast weights become batched weights): measured 2x faster than unrolling
+    for the sinusoid MLP (110 against 56 steps/s). It needs every op to have a
+    batched form, which per-task convolution filters do not. `"unroll"` puts
+    one copy of the task per meta-batch entry in the graph (static meta-batch)
+    so TensorFlow runs them concurrently; for second-order MAML on conv4 that
+    measured 15.5 tasks/s against 13.4 for `tf.map_fn` and 10.8 for
+    `tf.vectorized_map` with its while-loop fallback. With a dynamic meta-batch
+    size, unrolling becomes `tf.map_fn`. `"auto"` tries to vectorize and
+    unrolls when an op cannot be vectorized.
     """
+    tensors = tuple(tensors)
+    if mode in ("auto", "vectorize"):
+        try:
+            return tf.vectorized_map(
+                lambda args: task_fn(*args), tensors, fallback_to_while_loop=False
+            )
+        except (ValueError, NotImplementedError) as error:
+            if mode == "vectorize":
+                raise ValueError(
+                    "Invalid value for argument `task_batching`: the model cannot be vectorized "
+                    "over tasks (tf.vectorized_map failed: "
+                    f"{str(error).splitlines()[0]}). Use task_batching='unroll' or 'auto'. "
+                    "Received: task_batching='vectorize'"
+                ) from error
     tasks = tensors[0].shape[0]
     if tasks is not None:
         results = [task_fn(*(t[index] for t in tensors)) for index in range(tasks)]
         return tf.nest.map_structure(lambda *parts: tf.stack(parts), *results)
-    return tf.map_fn(
-        lambda args: task_fn(*args), tuple(tensors), fn_output_signature=output_signature
-    )
+    return tf.map_fn(lambda args: task_fn(*args), tensors, fn_output_signature=output_signature)
 
 
 def _zero_after(tensor: tf.Tensor) -> tf.Tensor:
@@ -62,6 +84,10 @@ class GradientLearner(MetaLearner):
     batch statistics of the support (inner loop) or query set, as in MAML.
     During `evaluate`/`predict` it does the same when `transductive=True`
     (MAML's protocol); with `transductive=False` it uses the moving statistics.
+
+    Tasks of a meta-batch run vectorized (`tf.vectorized_map`) where every op
+    of the model has a batched form (dense networks), else unrolled in the
+    graph (convolutions); `task_batching` forces one or the other.
     Inner steps never change the moving statistics; `train_step` updates them
     from the query pass of the adapted weights (averaged over tasks).
 
@@ -83,6 +109,7 @@ class GradientLearner(MetaLearner):
         learn_inner_learning_rate: str | None = None,
         transductive: bool = True,
         recompute_inner_steps: bool = False,
+        task_batching: str = "auto",
         **kwargs,
     ):
         super().__init__(model, **kwargs)
@@ -104,7 +131,13 @@ class GradientLearner(MetaLearner):
                 f"{LEARNED_RATE_MODES}. Received: learn_inner_learning_rate="
                 f"{learn_inner_learning_rate!r}"
             )
+        if task_batching not in TASK_BATCHING:
+            raise ValueError(
+                f"Invalid value for argument `task_batching`: expected one of {TASK_BATCHING}. "
+                f"Received: task_batching={task_batching!r}"
+            )
         self.model = model
+        self.task_batching = task_batching
         self.inner_steps = inner_steps
         self.inner_learning_rate = float(inner_learning_rate)
         self.eval_inner_steps = eval_inner_steps
@@ -299,7 +332,7 @@ class GradientLearner(MetaLearner):
             [w.dtype for w in weights],
             [v.dtype for v in non_trainable],
         )
-        return map_tasks(task, (support_x, support_y, query_x), signature)
+        return map_tasks(task, (support_x, support_y, query_x), signature, self.task_batching)
 
     def call(self, inputs, training=False):
         steps = self.inner_steps

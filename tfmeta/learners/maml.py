@@ -41,7 +41,9 @@ class MAML(GradientLearner):
             less with `inner_steps`, for some extra compute. Only second-order
             MAML keeps those tensors, so it changes nothing with
             `first_order=True`.
-        **kwargs: passed to `keras.Model` (e.g. `name`).
+        **kwargs: `task_batching` (`"auto"`, `"vectorize"` or `"unroll"`: how
+            the tasks of a meta-batch run, see `GradientLearner`) and the
+            arguments of `keras.Model` (e.g. `name`).
 
     Example:
     >>> import keras, tfmeta

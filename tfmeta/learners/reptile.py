@@ -26,7 +26,9 @@ class Reptile(GradientLearner):
         adapt_layers: names of the layers the inner loop adapts (default: all).
         transductive: use the episode's batch statistics in batch norm layers
             when evaluating and predicting.
-        **kwargs: passed to `keras.Model` (e.g. `name`).
+        **kwargs: `task_batching` (`"auto"`, `"vectorize"` or `"unroll"`: how
+            the tasks of a meta-batch run, see `GradientLearner`) and the
+            arguments of `keras.Model` (e.g. `name`).
 
     Example:
     >>> import keras, tfmeta
