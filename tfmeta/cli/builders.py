@@ -1,0 +1,182 @@
+"""The datasets, backbone, learner and optimizer that an `Experiment` describes."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from tfmeta import backbones, callbacks, data
+from tfmeta.cli.experiment import Experiment
+from tfmeta.learners import MAML, MetaLearner, ProtoNet, Reptile
+
+# Sinusoid tasks have no class split: each split is its own stream of tasks.
+_SINUSOID_SPLIT_SEEDS = {"train": 0, "validation": 1_000_000_007, "test": 2_000_000_011}
+
+
+def episodes(
+    experiment: Experiment,
+    split: str,
+    *,
+    ways: int,
+    shots: int,
+    queries: int,
+    meta_batch_size: int,
+    seed: int,
+    data_dir: str | os.PathLike[str] | None = None,
+) -> tf.data.Dataset:
+    """The endless episode dataset of `experiment.dataset` for `split`.
+
+    Args:
+        experiment: Gives the dataset and its image size and class split.
+        split: "train", "validation" or "test". Sinusoid splits are independent task
+            streams (different seeds), as sinusoid tasks have no classes.
+        ways: Classes per episode (ignored for sinusoid).
+        shots: Support examples per class (per task for sinusoid).
+        queries: Query examples per class (per task for sinusoid).
+        meta_batch_size: Episodes per element.
+        seed: Seed of the episode stream.
+        data_dir: The data root (default: `$TFMETA_DATA_DIR`).
+
+    Returns:
+        A `tf.data.Dataset` of the episode contract.
+
+    Example:
+    >>> experiment = Experiment(dataset="sinusoid", backbone="mlp")
+    >>> dataset = episodes(experiment, "test", ways=1, shots=10, queries=10,
+    ...                    meta_batch_size=4, seed=0)
+    >>> dataset.element_spec[1].shape
+    TensorShape([4, 10, 1])
+
+    """
+    if experiment.dataset == "sinusoid":
+        if split not in _SINUSOID_SPLIT_SEEDS:
+            raise ValueError(
+                "Invalid value for argument `split`: expected one of "
+                f"{sorted(_SINUSOID_SPLIT_SEEDS)}. Received: split={split!r}"
+            )
+        return data.sinusoid(
+            shots=shots, queries=queries, meta_batch_size=meta_batch_size,
+            seed=seed + _SINUSOID_SPLIT_SEEDS[split],
+        )
+    return data.omniglot(
+        split=split, ways=ways, shots=shots, queries=queries, meta_batch_size=meta_batch_size,
+        image_size=experiment.image_size, scheme=experiment.scheme, seed=seed,
+        data_dir=data_dir,
+    )
+
+
+def dynamic_meta_batch(dataset: tf.data.Dataset, meta_batch_size: int) -> tf.data.Dataset:
+    """Re-batches episodes into meta-batches of an unknown (dynamic) size.
+
+    Evaluation adapts with many inner steps; with a dynamic meta-batch the
+    gradient learners map one adaptation over the tasks (`tf.map_fn`) instead
+    of tracing one copy per task, which traces in seconds instead of minutes.
+    """
+    return dataset.unbatch().batch(meta_batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def backbone(experiment: Experiment) -> keras.Model:
+    """The network the learner adapts (MAML, Reptile) or embeds with (ProtoNet).
+
+    Classification models end in a `ways`-unit logits layer, except for ProtoNet,
+    whose encoder ends in the embedding (conv4's flat features, or the MLP's last
+    hidden width).
+
+    Example:
+    >>> backbone(Experiment(dataset="sinusoid", backbone="mlp")).output_shape
+    (None, 1)
+
+    """
+    if experiment.regression:
+        return backbones.mlp(input_shape=(1,), hidden_units=experiment.hidden_units,
+                             output_units=1)
+    image_shape = (experiment.image_size, experiment.image_size, 1)
+    head = None if experiment.learner == "protonet" else experiment.ways
+    if experiment.backbone == "conv4":
+        return backbones.conv4(image_shape, filters=experiment.filters, num_classes=head)
+    if head is None:
+        *hidden, embedding = experiment.hidden_units
+        return backbones.mlp(image_shape, hidden_units=hidden, output_units=embedding)
+    return backbones.mlp(image_shape, hidden_units=experiment.hidden_units, output_units=head)
+
+
+def learner(experiment: Experiment) -> MetaLearner:
+    """A new, uncompiled learner with the experiment's settings and a fresh backbone.
+
+    Example:
+    >>> type(learner(Experiment(dataset="sinusoid", backbone="mlp"))).__name__
+    'MAML'
+
+    """
+    model = backbone(experiment)
+    if experiment.learner == "protonet":
+        # XLA needs a static number of ways; otherwise it comes from each episode's labels,
+        # so a ProtoNet trained 60-way evaluates 5-way.
+        return ProtoNet(model, ways=experiment.ways if experiment.jit_compile else None)
+    if experiment.learner == "reptile":
+        return Reptile(
+            model, inner_steps=experiment.inner_steps,
+            inner_learning_rate=experiment.inner_learning_rate,
+            eval_inner_steps=experiment.eval_inner_steps,
+            transductive=experiment.transductive,
+        )
+    return MAML(
+        model, inner_steps=experiment.inner_steps,
+        inner_learning_rate=experiment.inner_learning_rate,
+        first_order=experiment.first_order, eval_inner_steps=experiment.eval_inner_steps,
+        transductive=experiment.transductive,
+    )
+
+
+def learning_rate(experiment: Experiment) -> Any:
+    """The meta-optimizer's learning rate: a float or a Keras schedule.
+
+    "step" multiplies it by `lr_decay_rate` every `lr_decay_episodes` training
+    episodes (ProtoNet halves it every 2,000); "linear" anneals it to
+    `final_learning_rate` over `train_steps` (Reptile's meta step size).
+    """
+    if experiment.lr_decay == "step":
+        return callbacks.EpisodeStepDecay(
+            experiment.learning_rate,
+            decay_episodes=experiment.lr_decay_episodes,
+            decay_rate=experiment.lr_decay_rate,
+            meta_batch_size=experiment.meta_batch_size,
+        )
+    if experiment.lr_decay == "linear":
+        return keras.optimizers.schedules.PolynomialDecay(
+            experiment.learning_rate,
+            decay_steps=experiment.train_steps,
+            end_learning_rate=experiment.final_learning_rate,
+            power=1.0,
+        )
+    return experiment.learning_rate
+
+
+def optimizer(experiment: Experiment) -> keras.optimizers.Optimizer:
+    """The meta-optimizer (`keras.optimizers.Adam` or `SGD`)."""
+    rate = learning_rate(experiment)
+    if experiment.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=rate)
+    return keras.optimizers.Adam(learning_rate=rate)
+
+
+def compile_learner(
+    meta_learner: MetaLearner,
+    experiment: Experiment,
+    meta_optimizer: keras.optimizers.Optimizer | str = "sgd",
+) -> MetaLearner:
+    """Compiles with the experiment's loss and episodic metric, and returns the learner.
+
+    The loss matters beyond training: MAML and Reptile adapt with the compiled
+    loss, so a learner must be compiled before it evaluates or is exported.
+    """
+    if experiment.regression:
+        loss, metric = "mse", "mse"
+    else:
+        loss, metric = keras.losses.SparseCategoricalCrossentropy(from_logits=True), "accuracy"
+    meta_learner.compile(optimizer=meta_optimizer, loss=loss, metrics=[metric],
+                         jit_compile=experiment.jit_compile)
+    return meta_learner

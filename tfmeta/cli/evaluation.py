@@ -1,0 +1,232 @@
+"""Loading a trained learner and evaluating it: mean and 95% interval over test episodes."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfmeta import metrics
+from tfmeta.cli import builders
+from tfmeta.cli.experiment import EXPERIMENT_FILE, Experiment
+from tfmeta.cli.training import LEARNER_FILE, evaluation_batch_size
+from tfmeta.learners import GradientLearner, MetaLearner, ProtoNet
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationResult:
+    """The mean of a per-episode metric over test episodes and its 95% confidence interval.
+
+    Attributes:
+        metric: "accuracy" (classification) or "mse" (regression).
+        mean: The mean over episodes.
+        ci95: The half-width `1.96 * std / sqrt(episodes)`.
+        episodes: The number of episodes.
+        ways: Classes per episode (None for regression).
+        shots: Support examples per class (per task for regression).
+
+    Example:
+    >>> print(EvaluationResult("accuracy", 0.98712, 0.00213, 1000, 5, 1))
+    accuracy: 0.9871 ± 0.0021 (95% CI, 1000 episodes, 5-way 1-shot)
+
+    """
+
+    metric: str
+    mean: float
+    ci95: float
+    episodes: int
+    ways: int | None
+    shots: int
+
+    def __str__(self) -> str:
+        setting = f"{self.shots}-shot"
+        if self.ways is not None:
+            setting = f"{self.ways}-way {setting}"
+        return (f"{self.metric}: {self.mean:.4f} ± {self.ci95:.4f} "
+                f"(95% CI, {self.episodes} episodes, {setting})")
+
+    def to_dict(self) -> dict[str, Any]:
+        """`{"metric", "mean", "ci95", "episodes", "ways", "shots"}`, ready for JSON."""
+        return dataclasses.asdict(self)
+
+    def write_json(self, path: str | os.PathLike[str]) -> Path:
+        """Writes `to_dict()` as JSON to `path` (parent folders created) and returns it."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        return path
+
+
+def load_trained(model_dir: str | os.PathLike[str]) -> tuple[MetaLearner, Experiment]:
+    """Loads `<model_dir>/learner.keras` and its `experiment.json`, compiled for evaluation.
+
+    Args:
+        model_dir: A folder written by `tfmeta-train` / `tfmeta.cli.training.train`.
+
+    Returns:
+        `(learner, experiment)`; the learner is compiled with the experiment's loss
+        (which MAML and Reptile adapt with) and metric.
+
+    Raises:
+        FileNotFoundError: If the folder holds no trained learner.
+
+    """
+    model_dir = Path(model_dir)
+    learner_path = model_dir / LEARNER_FILE
+    missing = [path.name for path in (learner_path, model_dir / EXPERIMENT_FILE)
+               if not path.is_file()]
+    if missing:
+        where = "does not exist" if not model_dir.exists() else f"has no {' or '.join(missing)}"
+        raise FileNotFoundError(
+            f"No trained model in --model_dir={model_dir}: the folder {where}. Train one "
+            f"first with `tfmeta-train --model_dir={model_dir} ...`."
+        )
+    experiment = Experiment.load(model_dir)
+    learner = keras.saving.load_model(learner_path, compile=False)
+    builders.compile_learner(learner, experiment)
+    return learner, experiment
+
+
+def evaluate(
+    learner: MetaLearner,
+    experiment: Experiment,
+    *,
+    split: str = "test",
+    ways: int | None = None,
+    shots: int | None = None,
+    queries: int | None = None,
+    episodes: int | None = None,
+    inner_steps: int | None = None,
+    batch_size: int | None = None,
+    seed: int = 0,
+    data_dir: str | os.PathLike[str] | None = None,
+) -> EvaluationResult:
+    """Evaluates `learner` on `episodes` new episodes of `split`, in meta-batches.
+
+    Every episode counts once: its query accuracy (or MSE) is one value, and
+    the result is their mean with the interval of
+    `tfmeta.metrics.mean_confidence_interval`. The episodes depend only on
+    `seed`, so two evaluations of the same setting see the same episodes.
+
+    Args:
+        learner: A compiled learner (see `load_trained`).
+        experiment: Its experiment, which gives the dataset and the defaults.
+        split: "test" (default), "validation" or "train".
+        ways: Classes per episode (default: the experiment's test ways).
+        shots: Support examples per class (default: the experiment's test shots).
+        queries: Query examples per class (default: the experiment's test queries).
+        episodes: How many episodes (default: the experiment's `test_episodes`).
+        inner_steps: Adaptation steps of MAML / Reptile, 0 for none (default:
+            the learner's `eval_inner_steps`).
+        batch_size: Episodes per batch (default: about a training step's worth).
+        seed: Seed of the episode stream.
+        data_dir: The data root (default: `$TFMETA_DATA_DIR`).
+
+    Returns:
+        An `EvaluationResult`.
+
+    Raises:
+        ValueError: For settings the learner or the data cannot serve.
+
+    """
+    ways = experiment.eval_ways if ways is None else ways
+    shots = experiment.eval_shots if shots is None else shots
+    queries = experiment.eval_queries if queries is None else queries
+    episodes = experiment.test_episodes if episodes is None else episodes
+    for name, value in (("ways", ways), ("shots", shots), ("queries", queries),
+                        ("episodes", episodes)):
+        _check_positive(name, value)
+    if batch_size is not None:
+        _check_positive("batch_size", batch_size)
+    if inner_steps is not None and (isinstance(inner_steps, bool) or inner_steps < 0):
+        raise ValueError(
+            "Invalid value for flag `--inner_steps`: expected a non-negative integer. "
+            f"Received: --inner_steps={inner_steps}"
+        )
+    if inner_steps is not None and not isinstance(learner, GradientLearner):
+        raise ValueError(
+            "Invalid value for flag `--inner_steps`: only MAML and Reptile adapt with inner "
+            f"steps. Received: --inner_steps={inner_steps} for {type(learner).__name__}"
+        )
+    _check_ways(learner, experiment, ways)
+    batch = batch_size or evaluation_batch_size(experiment, episodes, ways, shots, queries)
+    batch = min(batch, episodes)
+
+    # Episodes are drawn one at a time, so they depend on the seed and not on the batch size.
+    dataset = builders.dynamic_meta_batch(
+        builders.episodes(experiment, split, ways=ways, shots=shots, queries=queries,
+                          meta_batch_size=1, seed=seed, data_dir=data_dir),
+        batch,
+    )
+    episode_values = _episode_values_fn(learner, experiment, inner_steps)
+    values = []
+    for inputs, query_y in dataset.take(math.ceil(episodes / batch)):
+        values.append(episode_values(inputs, query_y).numpy())
+    values = np.concatenate(values)[:episodes]
+    mean, ci95 = metrics.mean_confidence_interval(values)
+    return EvaluationResult(
+        metric="mse" if experiment.regression else "accuracy",
+        mean=mean,
+        ci95=ci95,
+        episodes=int(values.size),
+        ways=None if experiment.regression else ways,
+        shots=shots,
+    )
+
+
+def query_predictions(learner: MetaLearner, inputs: Any, inner_steps: int | None = None) -> Any:
+    """The learner's query predictions for a meta-batch, optionally with `inner_steps`.
+
+    With `inner_steps=None` this is `learner(inputs, training=False)`; for MAML
+    and Reptile an explicit number of adaptation steps (0: the
+    meta-initialisation's predictions) replaces `eval_inner_steps`.
+    """
+    if inner_steps is None:
+        return learner(inputs, training=False)
+    predictions, _, _ = learner.adapt_and_predict(
+        inputs, inner_steps, first_order=True, training=learner.transductive
+    )
+    return predictions
+
+
+def _episode_values_fn(learner: MetaLearner, experiment: Experiment, inner_steps: int | None):
+    metric = (metrics.EpisodicMeanSquaredError() if experiment.regression
+              else metrics.EpisodicAccuracy())
+
+    @tf.function(reduce_retracing=True)
+    def episode_values(inputs, query_y):
+        return metric.episode_values(query_y, query_predictions(learner, inputs, inner_steps))
+
+    return episode_values
+
+
+def _check_ways(learner: MetaLearner, experiment: Experiment, ways: int) -> None:
+    """Raises a `ValueError` when the learner's output cannot be `ways`-way."""
+    if experiment.regression:
+        return
+    if isinstance(learner, ProtoNet):
+        fixed = learner.ways
+        reason = "it was trained with a static number of ways (--jit_compile)"
+    else:
+        fixed = experiment.ways
+        reason = f"its model ends in a {experiment.ways}-way logits layer"
+    if fixed is not None and fixed != ways:
+        raise ValueError(
+            f"Invalid value for flag `--ways`: this {type(learner).__name__} can only "
+            f"classify {fixed}-way episodes, as {reason}. Received: --ways={ways}"
+        )
+
+
+def _check_positive(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(
+            f"Invalid value for flag `--{name}`: expected a positive integer. "
+            f"Received: --{name}={value!r}"
+        )

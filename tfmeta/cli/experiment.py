@@ -1,0 +1,306 @@
+"""`Experiment`: every setting of a training run, checked, and saved as JSON in the model folder."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+DATASETS = ("sinusoid", "omniglot")
+LEARNERS = ("maml", "fomaml", "reptile", "protonet")
+OPTIMIZERS = ("adam", "sgd")
+LR_DECAYS = ("none", "step", "linear")
+SCHEMES = ("vinyals", "maml", "lake")
+BACKBONES = ("conv4", "mlp")
+
+EXPERIMENT_FILE = "experiment.json"
+
+# Settings that may change when an interrupted run is continued in the same model folder:
+# they do not change the model, the optimizer state or the meaning of an epoch.
+RESUMABLE_CHANGES = frozenset(
+    {
+        "train_steps",
+        "eval_inner_steps",
+        "test_ways",
+        "test_shots",
+        "test_queries",
+        "test_episodes",
+        "validation_episodes",
+        "jit_compile",
+    }
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """The settings of one meta-training run (what `tfmeta-train`'s flags describe).
+
+    Field names are the flag names of `tfmeta-train`. `train` writes the experiment to
+    `<model_dir>/experiment.json`, so `tfmeta-evaluate` and `tfmeta-export` need only the
+    model folder. The `test_*` settings are the defaults of `tfmeta-evaluate` (`None`: the
+    training value), so a ProtoNet trained on 60-way episodes evaluates 5-way.
+
+    Args:
+        dataset: "sinusoid" (regression) or "omniglot" (classification).
+        learner: "maml", "fomaml" (first-order MAML), "reptile" or "protonet".
+        ways: Classes per training episode (classification).
+        shots: Support examples per class (per task for sinusoid) in training.
+        queries: Query examples per class (per task for sinusoid) in training.
+        test_ways: Classes per evaluation episode (default: `ways`).
+        test_shots: Support examples per class in evaluation (default: `shots`).
+        test_queries: Query examples per class in evaluation (default: `queries`).
+        test_episodes: Episodes `tfmeta-evaluate` samples by default.
+        meta_batch_size: Episodes per optimizer step.
+        inner_steps: SGD steps on the support set in meta-training (MAML, Reptile).
+        inner_learning_rate: Step size of those inner SGD steps.
+        eval_inner_steps: Adaptation steps in evaluation and serving (default: `inner_steps`).
+        first_order: First-order MAML (`learner="fomaml"` implies it).
+        transductive: Batch norm uses the episode's statistics in evaluation (MAML, Reptile).
+        optimizer: The meta-optimizer, "adam" or "sgd" (Reptile's outer step is SGD).
+        learning_rate: Its (initial) learning rate.
+        lr_decay: "none"; "step": times `lr_decay_rate` every `lr_decay_episodes` training
+            episodes; "linear": down to `final_learning_rate` at `train_steps`.
+        lr_decay_episodes: Training episodes between two "step" decays.
+        lr_decay_rate: Factor of each "step" decay.
+        final_learning_rate: Learning rate at the end of a "linear" decay.
+        train_steps: Meta-optimizer steps in all.
+        steps_per_epoch: Steps between two checkpoints / validations / log lines.
+        validation_episodes: Validation episodes after each epoch (0: none).
+        image_size: Side of the (square) Omniglot images.
+        scheme: Omniglot class split, "vinyals", "maml" or "lake".
+        backbone: "conv4" or "mlp".
+        filters: Filters of each conv4 convolution.
+        hidden_units: Widths of the MLP's hidden layers.
+        seed: Seed of the weights and of the training episodes.
+        jit_compile: Compile the train step with XLA.
+
+    Example:
+    >>> experiment = Experiment(dataset="sinusoid", learner="maml", backbone="mlp", shots=10,
+    ...                         queries=10, meta_batch_size=25, train_steps=1000)
+    >>> experiment.epochs, experiment.regression
+    (10, True)
+
+    """
+
+    dataset: str = "omniglot"
+    learner: str = "maml"
+    # === Episodes ===
+    ways: int = 5
+    shots: int = 1
+    queries: int = 15
+    test_ways: int | None = None
+    test_shots: int | None = None
+    test_queries: int | None = None
+    test_episodes: int = 600
+    meta_batch_size: int = 32
+    # === Inner loop (MAML, Reptile) ===
+    inner_steps: int = 1
+    inner_learning_rate: float = 0.01
+    eval_inner_steps: int | None = None
+    first_order: bool = False
+    transductive: bool = True
+    # === Meta-optimizer ===
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    lr_decay: str = "none"
+    lr_decay_episodes: int = 2000
+    lr_decay_rate: float = 0.5
+    final_learning_rate: float = 0.0
+    # === Budget ===
+    train_steps: int = 1000
+    steps_per_epoch: int = 100
+    validation_episodes: int = 0
+    # === Data and model ===
+    image_size: int = 28
+    scheme: str = "vinyals"
+    backbone: str = "conv4"
+    filters: int = 64
+    hidden_units: tuple[int, ...] = (40, 40)
+    seed: int = 0
+    jit_compile: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hidden_units", _int_tuple("hidden_units", self.hidden_units))
+        if self.learner == "fomaml":
+            object.__setattr__(self, "first_order", True)
+        # An epoch never holds more steps than the whole run.
+        if _is_int(self.steps_per_epoch) and _is_int(self.train_steps):
+            object.__setattr__(
+                self, "steps_per_epoch", max(1, min(self.steps_per_epoch, self.train_steps))
+            )
+        self._check()
+
+    # === Derived values ===
+
+    @property
+    def regression(self) -> bool:
+        """Whether tasks are regression tasks (sinusoid) rather than classification."""
+        return self.dataset == "sinusoid"
+
+    @property
+    def eval_ways(self) -> int:
+        """Classes per evaluation episode."""
+        return self.test_ways or self.ways
+
+    @property
+    def eval_shots(self) -> int:
+        """Support examples per class in evaluation."""
+        return self.test_shots or self.shots
+
+    @property
+    def eval_queries(self) -> int:
+        """Query examples per class in evaluation."""
+        return self.test_queries or self.queries
+
+    @property
+    def epochs(self) -> int:
+        """Keras epochs of `steps_per_epoch` steps (rounded up to cover `train_steps`)."""
+        return math.ceil(self.train_steps / self.steps_per_epoch)
+
+    # === Serialization ===
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as a JSON-ready dict.
+
+        Example:
+        >>> Experiment().to_dict()["learner"]
+        'maml'
+        """
+        config = dataclasses.asdict(self)
+        config["hidden_units"] = list(self.hidden_units)
+        return config
+
+    @classmethod
+    def from_dict(cls, config: dict[str, Any]) -> Experiment:
+        """Builds an experiment from `to_dict()`'s output (unknown keys are an error).
+
+        Example:
+        >>> Experiment.from_dict({"learner": "protonet"}).learner
+        'protonet'
+        """
+        names = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(config) - names)
+        if unknown:
+            raise ValueError(
+                f"Invalid experiment: unknown settings {unknown}. Expected names among "
+                f"{sorted(names)}."
+            )
+        return cls(**config)
+
+    def save(self, model_dir: str | os.PathLike[str]) -> Path:
+        """Writes `<model_dir>/experiment.json` (atomically) and returns its path."""
+        path = Path(model_dir) / EXPERIMENT_FILE
+        temporary = path.with_suffix(".json.tmp")
+        temporary.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        os.replace(temporary, path)
+        return path
+
+    @classmethod
+    def load(cls, model_dir: str | os.PathLike[str]) -> Experiment:
+        """Reads `<model_dir>/experiment.json`.
+
+        Raises:
+            FileNotFoundError: If the file is missing.
+            ValueError: If it is not a valid experiment.
+
+        """
+        path = Path(model_dir) / EXPERIMENT_FILE
+        try:
+            config = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path} is not valid JSON: {error}") from None
+        if not isinstance(config, dict):
+            raise ValueError(f"{path} should hold a JSON object of settings.")
+        return cls.from_dict(config)
+
+    def differences(self, other: Experiment) -> dict[str, tuple[Any, Any]]:
+        """The settings that differ from `other`'s, as `{name: (self's, other's)}`."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return {name: (mine[name], theirs[name]) for name in mine if mine[name] != theirs[name]}
+
+    # === Checks ===
+
+    def _check(self) -> None:
+        _choice("dataset", self.dataset, DATASETS)
+        _choice("learner", self.learner, LEARNERS)
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("lr_decay", self.lr_decay, LR_DECAYS)
+        _choice("scheme", self.scheme, SCHEMES)
+        _choice("backbone", self.backbone, BACKBONES)
+        for name in ("ways", "shots", "queries", "test_episodes", "meta_batch_size",
+                     "inner_steps", "lr_decay_episodes", "train_steps", "steps_per_epoch",
+                     "image_size", "filters"):
+            _positive_int(name, getattr(self, name))
+        for name in ("test_ways", "test_shots", "test_queries", "eval_inner_steps"):
+            if getattr(self, name) is not None:
+                _positive_int(name, getattr(self, name))
+        if not _is_int(self.validation_episodes) or self.validation_episodes < 0:
+            raise _invalid("validation_episodes", "a non-negative integer",
+                           self.validation_episodes)
+        if not _is_int(self.seed):
+            raise _invalid("seed", "an integer", self.seed)
+        for name in ("inner_learning_rate", "learning_rate", "lr_decay_rate"):
+            _positive_float(name, getattr(self, name))
+        if not isinstance(self.final_learning_rate, (int, float)) or self.final_learning_rate < 0:
+            raise _invalid("final_learning_rate", "a non-negative number",
+                           self.final_learning_rate)
+        if self.regression:
+            if self.learner == "protonet":
+                raise ValueError(
+                    "Invalid value for flag `--learner`: ProtoNet classifies, so it needs a "
+                    "classification dataset (--dataset=omniglot). Received: --learner=protonet "
+                    "with --dataset=sinusoid"
+                )
+            if self.backbone != "mlp":
+                raise ValueError(
+                    "Invalid value for flag `--backbone`: sinusoid tasks have one input "
+                    "feature, so they need --backbone=mlp. Received: "
+                    f"--backbone={self.backbone}"
+                )
+        if (self.jit_compile and self.learner == "protonet" and not self.regression
+                and self.eval_ways != self.ways):
+            raise ValueError(
+                "Invalid value for flag `--test_ways`: with --jit_compile, ProtoNet's number of "
+                "ways is fixed when it is built, so --test_ways must equal --ways. Received: "
+                f"--ways={self.ways}, --test_ways={self.test_ways} (or leave --jit_compile off)"
+            )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _invalid(name: str, expected: str, value: Any) -> ValueError:
+    return ValueError(
+        f"Invalid value for flag `--{name}`: expected {expected}. Received: --{name}={value!r}"
+    )
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise _invalid(name, "one of " + ", ".join(choices), value)
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if not _is_int(value) or value < 1:
+        raise _invalid(name, "a positive integer", value)
+
+
+def _positive_float(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise _invalid(name, "a positive number", value)
+
+
+def _int_tuple(name: str, value: Any) -> tuple[int, ...]:
+    if isinstance(value, str):
+        value = [part for part in value.split(",") if part.strip()]
+    try:
+        units = tuple(int(unit) for unit in value)
+    except (TypeError, ValueError):
+        raise _invalid(name, "a comma-separated list of positive integers", value) from None
+    if not units or min(units) < 1:
+        raise _invalid(name, "a comma-separated list of positive integers", value)
+    return units

@@ -1,0 +1,83 @@
+"""Starting a command: absl flags with one-line errors and a useful `--help`."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import sys
+from collections.abc import Callable, Iterator, Sequence
+
+from absl import app, flags, logging
+
+DefineFlags = Callable[[flags.FlagValues], Sequence[flags.FlagHolder]]
+
+
+def launch(program: str, doc: str | None, define_flags: DefineFlags,
+           main: Callable[[list[str]], None]) -> None:
+    """Defines a command's flags on `absl.flags.FLAGS` and runs `main` with `absl.app.run`.
+
+    Compared with a bare `app.run(main)`:
+    - `--help` lists the command's flags and its module docstring also when it
+      runs as a console script (whose `__main__` is a generated wrapper);
+    - a flag error (unknown flag, missing `--flagfile`, bad value) is one line
+      on stderr, `<program>: error: ...`, and exit status 2.
+
+    Args:
+        program: The command's name, e.g. "tfmeta-train".
+        doc: The usage text `--help` prints (the command module's docstring).
+        define_flags: Defines the command's flags on the `FlagValues` it is given
+            and returns their holders.
+        main: The command's main function, called with the remaining arguments.
+
+    """
+    holders = define_flags(flags.FLAGS)
+    for holder in holders:
+        # --help shows the key flags of the main module, which absl names by sys.argv[0].
+        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flags.FLAGS[holder.name])
+    main_module = sys.modules.get("__main__")
+    if doc and main_module is not None and not main_module.__doc__:
+        main_module.__doc__ = doc
+    app.run(functools.partial(_quiet_main, main),
+            flags_parser=functools.partial(_parse_flags, program))
+
+
+def _quiet_main(main: Callable[[list[str]], None], argv: list[str]) -> None:
+    # absl.app logs at INFO by default, which floods the output with TensorFlow's
+    # SavedModel notes; --verbosity still chooses.
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)
+    main(argv)
+
+
+def _parse_flags(program: str, argv: list[str],
+                 flag_values: flags.FlagValues = flags.FLAGS) -> list[str]:
+    try:
+        return flag_values(argv)
+    except flags.Error as error:
+        fail(program, f"{error} (see --help)", status=2)
+
+
+def fail(program: str, message: str, status: int = 1) -> None:
+    """Writes `<program>: error: <message>` as one line on stderr and exits with `status`."""
+    line = " ".join(str(message).split())
+    sys.stderr.write(f"{program}: error: {line}\n")
+    sys.stderr.flush()
+    sys.exit(status)
+
+
+@contextlib.contextmanager
+def errors_as_one_line(program: str) -> Iterator[None]:
+    """Turns a `ValueError` or `FileNotFoundError` into `fail(program, message)`.
+
+    These are the errors of bad input (flags, folders, data); anything else is
+    a bug and keeps its traceback.
+
+    Example:
+    >>> with errors_as_one_line("tfmeta-demo"):  # doctest: +SKIP
+    ...     raise ValueError("Invalid value for flag `--ways`")
+
+    """
+    try:
+        yield
+    except (ValueError, FileNotFoundError) as error:
+        fail(program, str(error) or type(error).__name__)

@@ -1,0 +1,204 @@
+"""`train(experiment, model_dir)`: meta-training with `fit`, resumable after an interruption."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from tfmeta.cli import builders
+from tfmeta.cli.experiment import EXPERIMENT_FILE, RESUMABLE_CHANGES, Experiment
+from tfmeta.learners import MetaLearner
+
+LEARNER_FILE = "learner.keras"
+BACKUP_DIR = "backup"
+LOGS_DIR = "logs"
+HISTORY_FILE = "history.csv"
+
+# Seeds of the episode stream after a resume: a resumed run draws fresh episodes.
+_RESUME_SEED_STRIDE = 7919
+
+
+def train(
+    experiment: Experiment,
+    model_dir: str | os.PathLike[str],
+    data_dir: str | os.PathLike[str] | None = None,
+    verbose: int | str = 1,
+) -> MetaLearner:
+    """Meta-trains the experiment's learner with `fit`, writing everything to `model_dir`.
+
+    `model_dir` receives `experiment.json` (at the start), TensorBoard logs in
+    `logs/`, the per-epoch history in `history.csv`, the training state in
+    `backup/` (`keras.callbacks.BackupAndRestore`, written after every epoch)
+    and, at the end, the trained learner as `learner.keras`.
+
+    Calling `train` again on the same folder resumes from the last finished
+    epoch (weights, optimizer state and epoch restored), so an interrupted run
+    continues where it stopped, and a finished one with a larger
+    `train_steps` trains on. A resumed run draws fresh episodes (the episode
+    seed moves on with the epoch) rather than replaying the first ones.
+
+    Args:
+        experiment: What to train.
+        model_dir: The run's folder, created if needed. It must not hold a
+            run of a different experiment (changes to `RESUMABLE_CHANGES`
+            settings, such as `train_steps`, are allowed).
+        data_dir: The data root (default: `$TFMETA_DATA_DIR`).
+        verbose: `fit`'s verbosity: 0 silent, 1 progress bar, 2 one line per epoch.
+
+    Returns:
+        The trained learner, compiled.
+
+    Raises:
+        ValueError: If `model_dir` holds another experiment, or for settings
+            the data cannot supply.
+        FileNotFoundError: If the dataset is not where `data_dir` points.
+
+    Example:
+    >>> experiment = Experiment(dataset="sinusoid", backbone="mlp", meta_batch_size=2,
+    ...                         train_steps=2, steps_per_epoch=2)
+    >>> learner = train(experiment, "/tmp/tfmeta-doctest-run", verbose=0)  # doctest: +SKIP
+
+    """
+    model_dir = Path(model_dir)
+    _check_same_experiment(experiment, model_dir)
+    initial_epoch = restored_epoch(model_dir)
+
+    # Build the data first: a missing data folder or impossible shots fail before any work.
+    train_data = builders.episodes(
+        experiment, "train", ways=experiment.ways, shots=experiment.shots,
+        queries=experiment.queries, meta_batch_size=experiment.meta_batch_size,
+        seed=experiment.seed + _RESUME_SEED_STRIDE * initial_epoch, data_dir=data_dir,
+    )
+    validation_data, validation_steps = None, None
+    if experiment.validation_episodes:
+        batch = evaluation_batch_size(experiment, experiment.validation_episodes)
+        validation_data = builders.dynamic_meta_batch(
+            builders.episodes(
+                experiment, "validation", ways=experiment.eval_ways,
+                shots=experiment.eval_shots, queries=experiment.eval_queries,
+                meta_batch_size=1, seed=experiment.seed, data_dir=data_dir,
+            ),
+            batch,
+        )
+        validation_steps = math.ceil(experiment.validation_episodes / batch)
+
+    keras.utils.set_random_seed(experiment.seed)
+    learner = builders.learner(experiment)
+    builders.compile_learner(learner, experiment, builders.optimizer(experiment))
+    _build(learner, train_data)
+
+    model_dir.mkdir(parents=True, exist_ok=True)
+    experiment.save(model_dir)
+    if initial_epoch:
+        print(
+            f"Resuming from epoch {initial_epoch}/{experiment.epochs} "
+            f"(step {initial_epoch * experiment.steps_per_epoch}) in {model_dir}",
+            flush=True,
+        )
+    callbacks = [
+        keras.callbacks.BackupAndRestore(
+            str(model_dir / BACKUP_DIR), double_checkpoint=True, delete_checkpoint=False
+        ),
+        keras.callbacks.CSVLogger(str(model_dir / HISTORY_FILE), append=True),
+    ]
+    if _tensorboard_installed():
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(model_dir / LOGS_DIR)))
+    elif verbose:
+        print("TensorBoard logs skipped: the `tensorboard` package is not installed "
+              "(pip install tensorboard); history.csv has the same numbers.", flush=True)
+    learner.fit(
+        train_data,
+        epochs=experiment.epochs,
+        steps_per_epoch=experiment.steps_per_epoch,
+        validation_data=validation_data,
+        validation_steps=validation_steps,
+        callbacks=callbacks,
+        shuffle=False,
+        verbose=verbose,
+    )
+    learner.save(model_dir / LEARNER_FILE)
+    return learner
+
+
+def restored_epoch(model_dir: str | os.PathLike[str]) -> int:
+    """The number of finished epochs recorded in `model_dir`'s backup (0 without one).
+
+    Example:
+    >>> restored_epoch("/nonexistent")
+    0
+
+    """
+    path = Path(model_dir) / BACKUP_DIR / "training_metadata.json"
+    if not (Path(model_dir) / BACKUP_DIR / "latest.weights.h5").exists():
+        return 0
+    try:
+        return int(json.loads(path.read_text())["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
+def evaluation_batch_size(experiment: Experiment, episodes: int,
+                          ways: int | None = None, shots: int | None = None,
+                          queries: int | None = None) -> int:
+    """Episodes per evaluation batch: about as many examples as one training step holds.
+
+    Example:
+    >>> evaluation_batch_size(Experiment(learner="protonet", ways=60, shots=1, queries=5,
+    ...                                  test_ways=5, test_queries=15, meta_batch_size=1), 1000)
+    4
+
+    """
+    ways = ways or experiment.eval_ways
+    shots = shots or experiment.eval_shots
+    queries = queries or experiment.eval_queries
+    if experiment.regression:
+        ways = train_ways = 1
+    else:
+        train_ways = experiment.ways
+    train_examples = experiment.meta_batch_size * train_ways * (experiment.shots
+                                                                + experiment.queries)
+    episode_examples = ways * (shots + queries)
+    return max(1, min(episodes, train_examples // episode_examples))
+
+
+def _tensorboard_installed() -> bool:
+    return importlib.util.find_spec("tensorboard") is not None
+
+
+def _build(learner: MetaLearner, dataset: tf.data.Dataset) -> None:
+    """Creates the learner's weights (BackupAndRestore restores into a built model)."""
+    inputs, _ = next(iter(dataset.take(1)))
+    learner({key: value[:1] for key, value in inputs.items()}, training=False)
+
+
+def _check_same_experiment(experiment: Experiment, model_dir: Path) -> None:
+    """Raises a `ValueError` when `model_dir` holds a run of another experiment."""
+    if not (model_dir / EXPERIMENT_FILE).exists():
+        return
+    try:
+        previous = Experiment.load(model_dir)
+    except ValueError as error:
+        raise ValueError(
+            f"Invalid `--model_dir`: {model_dir} holds an unreadable {EXPERIMENT_FILE} "
+            f"({error}). Use a new --model_dir."
+        ) from None
+    blocking = {
+        name: values
+        for name, values in experiment.differences(previous).items()
+        if name not in RESUMABLE_CHANGES
+    }
+    if blocking:
+        described = ", ".join(
+            f"--{name}={new!r} (was {old!r})" for name, (new, old) in sorted(blocking.items())
+        )
+        raise ValueError(
+            f"Invalid `--model_dir`: {model_dir} holds a run of a different experiment, which "
+            f"cannot be continued with {described}. Use a new --model_dir, or the run's own "
+            "flags to continue it."
+        )
