@@ -1,0 +1,149 @@
+"""Meta-trains a few-shot learner on episodes: tfmeta-train.
+
+Usage:
+  tfmeta-train --flagfile=configs/omniglot_protonet_5w1s.cfg --model_dir=runs/protonet
+  tfmeta-train --flagfile=configs/sinusoid_maml.cfg --model_dir=runs/sine --train_steps=2000
+
+A config (an absl flagfile in configs/) sets the experiment; flags after
+--flagfile override it. Training shows a Keras progress bar and writes to
+--model_dir: experiment.json, TensorBoard logs (logs/), history.csv, the
+training state after every epoch (backup/) and the trained learner
+(learner.keras). Run the same command again after an interruption and it
+resumes from the last finished epoch; tfmeta-evaluate and tfmeta-export then
+need only --model_dir.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from absl import flags
+
+from tfmeta.cli import launcher
+from tfmeta.cli.experiment import (
+    BACKBONES,
+    DATASETS,
+    LEARNERS,
+    LR_DECAYS,
+    OPTIMIZERS,
+    SCHEMES,
+    Experiment,
+)
+from tfmeta.cli.training import train
+
+PROGRAM = "tfmeta-train"
+_DEFAULTS = Experiment()
+
+
+def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> list[flags.FlagHolder]:
+    """Defines tfmeta-train's flags on `flag_values` and returns their holders."""
+    d = _DEFAULTS
+    fv = {"flag_values": flag_values}
+    holders = [
+        # === Run ===
+        flags.DEFINE_string("model_dir", None, "Folder of the run: logs, checkpoints, the "
+                            "trained learner; rerun to resume.", **fv),
+        flags.DEFINE_string("data_dir", None, "Data root holding omniglot/ (default: "
+                            "$TFMETA_DATA_DIR).", **fv),
+        flags.DEFINE_integer("verbose", 1, "0: silent, 1: progress bar, 2: one line per epoch.",
+                             lower_bound=0, upper_bound=2, **fv),
+        # === Experiment ===
+        flags.DEFINE_enum("dataset", d.dataset, DATASETS, "Task family.", **fv),
+        flags.DEFINE_enum("learner", d.learner, LEARNERS, "Meta-learning algorithm.", **fv),
+        flags.DEFINE_integer("ways", d.ways, "Classes per training episode.", **fv),
+        flags.DEFINE_integer("shots", d.shots, "Support examples per class (per task for "
+                             "sinusoid) in training episodes.", **fv),
+        flags.DEFINE_integer("queries", d.queries, "Query examples per class (per task for "
+                             "sinusoid) in training episodes.", **fv),
+        flags.DEFINE_integer("test_ways", d.test_ways, "Classes per evaluation episode "
+                             "(validation, tfmeta-evaluate's default; default: --ways).", **fv),
+        flags.DEFINE_integer("test_shots", d.test_shots, "Support examples per class in "
+                             "evaluation (default: --shots).", **fv),
+        flags.DEFINE_integer("test_queries", d.test_queries, "Query examples per class in "
+                             "evaluation (default: --queries).", **fv),
+        flags.DEFINE_integer("test_episodes", d.test_episodes, "Episodes tfmeta-evaluate "
+                             "samples by default.", **fv),
+        flags.DEFINE_integer("meta_batch_size", d.meta_batch_size, "Episodes (tasks) per "
+                             "meta-optimizer step.", **fv),
+        flags.DEFINE_integer("inner_steps", d.inner_steps, "MAML/Reptile: SGD steps on the "
+                             "support set per task in meta-training.", **fv),
+        flags.DEFINE_float("inner_learning_rate", d.inner_learning_rate, "MAML/Reptile: step "
+                           "size of the inner SGD steps.", **fv),
+        flags.DEFINE_integer("eval_inner_steps", d.eval_inner_steps, "MAML/Reptile: "
+                             "adaptation steps in evaluation and in the exported model "
+                             "(default: --inner_steps).", **fv),
+        flags.DEFINE_boolean("first_order", d.first_order, "MAML: ignore second derivatives "
+                             "(--learner=fomaml implies it).", **fv),
+        flags.DEFINE_boolean("transductive", d.transductive, "MAML/Reptile: batch norm uses "
+                             "each episode's statistics when evaluating (MAML's protocol).",
+                             **fv),
+        flags.DEFINE_enum("optimizer", d.optimizer, OPTIMIZERS, "Meta-optimizer (Reptile's "
+                          "outer step is sgd with --learning_rate as its step size).", **fv),
+        flags.DEFINE_float("learning_rate", d.learning_rate, "(Initial) learning rate of the "
+                           "meta-optimizer.", **fv),
+        flags.DEFINE_enum("lr_decay", d.lr_decay, LR_DECAYS, "Learning-rate schedule: none; "
+                          "step: times --lr_decay_rate every --lr_decay_episodes training "
+                          "episodes; linear: down to --final_learning_rate at --train_steps.",
+                          **fv),
+        flags.DEFINE_integer("lr_decay_episodes", d.lr_decay_episodes, "Training episodes "
+                             "between two step decays (ProtoNet: 2000).", **fv),
+        flags.DEFINE_float("lr_decay_rate", d.lr_decay_rate, "Factor of each step decay.", **fv),
+        flags.DEFINE_float("final_learning_rate", d.final_learning_rate, "Learning rate at the "
+                           "end of a linear decay.", **fv),
+        flags.DEFINE_integer("train_steps", d.train_steps, "Meta-optimizer steps in all "
+                             "(rounded up to whole epochs).", **fv),
+        flags.DEFINE_integer("steps_per_epoch", d.steps_per_epoch, "Steps per epoch: between "
+                             "two checkpoints, validations and log lines.", **fv),
+        flags.DEFINE_integer("validation_episodes", d.validation_episodes, "Validation "
+                             "episodes after each epoch (0: no validation).", **fv),
+        flags.DEFINE_integer("image_size", d.image_size, "Side of the square Omniglot images.",
+                             **fv),
+        flags.DEFINE_enum("scheme", d.scheme, SCHEMES, "Omniglot class split: vinyals "
+                          "(ProtoNet), maml (MAML, Reptile) or lake (background/evaluation).",
+                          **fv),
+        flags.DEFINE_enum("backbone", d.backbone, BACKBONES, "Network: conv4 (images) or mlp.",
+                          **fv),
+        flags.DEFINE_integer("filters", d.filters, "conv4: filters of each convolution.", **fv),
+        flags.DEFINE_list("hidden_units", [str(u) for u in d.hidden_units], "mlp: widths of "
+                          "the hidden layers (ProtoNet: the last is the embedding).", **fv),
+        flags.DEFINE_integer("seed", d.seed, "Seed of the initial weights and of the training "
+                             "episodes.", **fv),
+        flags.DEFINE_boolean("jit_compile", d.jit_compile, "Compile the train step with XLA "
+                             "(measure first: on CPU it is often slower).", **fv),
+    ]
+    flags.mark_flag_as_required("model_dir", flag_values=flag_values)
+    return holders
+
+
+def experiment_from_flags(flag_values: flags.FlagValues = flags.FLAGS) -> Experiment:
+    """The `Experiment` that parsed flags describe.
+
+    Raises:
+        ValueError: For inconsistent settings.
+
+    """
+    values = {field.name: flag_values[field.name].value
+              for field in dataclasses.fields(Experiment)}
+    return Experiment(**values)
+
+
+def main(argv: list[str], flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    """Trains the experiment of the parsed flags (`argv` must hold no positional arguments)."""
+    with launcher.errors_as_one_line(PROGRAM):
+        if len(argv) > 1:
+            raise ValueError(f"unexpected positional arguments {argv[1:]}; flags start with --")
+        experiment = experiment_from_flags(flag_values)
+        train(experiment, flag_values.model_dir, data_dir=flag_values.data_dir,
+              verbose=flag_values.verbose)
+        steps = experiment.epochs * experiment.steps_per_epoch
+        print(f"Trained {experiment.learner} for {steps} steps: {flag_values.model_dir}/"
+              f"learner.keras. Next: tfmeta-evaluate --model_dir={flag_values.model_dir}")
+
+
+def run() -> None:
+    """The `tfmeta-train` console script."""
+    launcher.launch(PROGRAM, __doc__, define_flags, main)
+
+
+if __name__ == "__main__":
+    run()
