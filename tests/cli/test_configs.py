@@ -1,0 +1,66 @@
+"""Every config in configs/ parses with tfmeta-train's flags and cites its source."""
+
+import dataclasses
+
+import pytest
+from absl import flags
+from cli_helpers import CONFIGS
+
+from tfmeta.cli import demo, train
+from tfmeta.cli.experiment import Experiment
+
+CONFIG_FILES = sorted(CONFIGS.glob("*.cfg"))
+SETTINGS = {"5w1s": (5, 1), "5w5s": (5, 5), "20w1s": (20, 1), "20w5s": (20, 5)}
+
+
+def load(path, *extra):
+    flag_values = flags.FlagValues()
+    train.define_flags(flag_values)
+    flag_values(["tfmeta-train", f"--flagfile={path}", "--model_dir=unused", *extra])
+    return train.experiment_from_flags(flag_values)
+
+
+def test_the_expected_configs_exist():
+    names = {path.stem for path in CONFIG_FILES}
+    expected = {"sinusoid_maml"} | {
+        f"omniglot_{learner}_{setting}"
+        for learner in ("maml", "fomaml", "reptile", "protonet")
+        for setting in SETTINGS
+    }
+    assert expected <= names
+
+
+@pytest.mark.parametrize("path", CONFIG_FILES, ids=lambda path: path.stem)
+def test_config_parses_and_cites_its_source(path):
+    experiment = load(path)
+    assert isinstance(experiment, Experiment)
+    comments = [line for line in path.read_text().splitlines() if line.startswith("#")]
+    assert comments and any("github.com/" in line for line in comments)
+    assert any(year in " ".join(comments) for year in ("2017", "2018"))
+    name = path.stem.split("_")
+    if name[0] == "omniglot":
+        learner, setting = name[1], name[2]
+        ways, shots = SETTINGS[setting]
+        assert experiment.learner == learner
+        assert (experiment.eval_ways, experiment.eval_shots) == (ways, shots)
+
+
+def test_flags_after_the_flagfile_override_it():
+    experiment = load(CONFIGS / "omniglot_protonet_5w1s.cfg", "--train_steps=200", "--ways=20")
+    assert experiment.train_steps == 200 and experiment.ways == 20
+    assert experiment.test_ways == 5
+
+
+def test_paper_settings():
+    protonet = load(CONFIGS / "omniglot_protonet_5w1s.cfg")
+    assert (protonet.ways, protonet.queries, protonet.test_queries) == (60, 5, 15)
+    assert (protonet.lr_decay, protonet.lr_decay_episodes, protonet.test_episodes) == (
+        "step", 2000, 1000)
+    maml = load(CONFIGS / "omniglot_maml_20w1s.cfg")
+    assert (maml.meta_batch_size, maml.inner_steps, maml.inner_learning_rate) == (16, 5, 0.1)
+    assert load(CONFIGS / "omniglot_fomaml_5w1s.cfg").first_order
+
+
+def test_the_demo_runs_the_sinusoid_config_with_a_shorter_budget():
+    config = load(CONFIGS / "sinusoid_maml.cfg")
+    assert dataclasses.replace(config, train_steps=3000) == demo.demo_experiment(3000)
