@@ -95,7 +95,10 @@ def train(
 
     model_dir.mkdir(parents=True, exist_ok=True)
     experiment.save(model_dir)
-    if initial_epoch:
+    if initial_epoch >= experiment.epochs:
+        print(f"Already trained: {model_dir} holds {initial_epoch} of {experiment.epochs} "
+              "epochs; nothing is left to train.", flush=True)
+    elif initial_epoch:
         print(
             f"Resuming from epoch {initial_epoch}/{experiment.epochs} "
             f"(step {initial_epoch * experiment.steps_per_epoch}) in {model_dir}",
