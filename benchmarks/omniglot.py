@@ -1,0 +1,314 @@
+"""Omniglot accuracy of tfmeta's learners with the papers' recipes (one table row per run).
+
+    TFMETA_DATA_DIR=../shared/data .venv/bin/python benchmarks/omniglot.py \
+        --learner protonet --setting 5w1s --train_episodes 1250 --eval_every 250 \
+        --test_episodes 1000 --output_dir benchmarks/omniglot_results
+
+Trains from scratch, evaluates on the validation split every `--eval_every` training
+iterations (the learning curve), then on `--test_episodes` test episodes, and writes
+`<learner>_<setting>.json` (the table row, the curve, the exact command),
+`<learner>_<setting>.png` (the curve) and `results.csv` (every JSON row in the folder).
+
+An iteration is one optimizer step on one meta-batch; for ProtoNet (one episode per
+meta-batch) iterations and episodes are the same count.
+
+Recipes (see `recipe`):
+- protonet: Snell et al. (2017) / jakesnell/prototypical-networks: Vinyals split with
+  rotations, 28x28, train 60-way with the test shots and 5 queries per class, Adam 1e-3
+  halved every 2,000 episodes, test 1,000 episodes with 15 queries per class, batch norm
+  with moving statistics at test time (as PyTorch `eval()`).
+- maml / fomaml: Finn et al. (2017) / cbfinn/maml: MAML split (1,100 / 100 / 423
+  characters, rotations), 28x28, Adam 1e-3, queries per class = shots; 5-way: meta-batch
+  32, inner lr 0.4, 1 step (10 at test); 20-way: meta-batch 16, inner lr 0.1, 5 steps
+  (10 at test); transductive batch norm; test 600 episodes.
+- reptile: openai/supervised-reptile's Omniglot recipe as far as tfmeta's SGD inner loop
+  allows: meta-batch 5, 10 training shots per class in the inner loop, 5 inner steps
+  (50 at test), outer SGD with step 1.0 annealed linearly to 0, transductive batch norm.
+  The paper's inner optimizer is Adam (beta1=0, lr 1e-3) over mini-batches; tfmeta uses
+  full-batch SGD (`--inner_lr`, default 0.1), so this row is "Reptile-SGD".
+"""
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+SETTINGS = {"5w1s": (5, 1), "5w5s": (5, 5), "20w1s": (20, 1), "20w5s": (20, 5)}
+
+# Published test accuracies (%), for the table only; never used as tfmeta numbers.
+PUBLISHED = {
+    "maml": {"5w1s": 98.7, "5w5s": 99.9, "20w1s": 95.8, "20w5s": 98.9},
+    "fomaml": {"5w1s": 98.3, "5w5s": 99.2, "20w1s": 89.4, "20w5s": 97.9},
+    "protonet": {"5w1s": 98.8, "5w5s": 99.7, "20w1s": 96.0, "20w5s": 98.9},
+    "reptile": {"5w1s": 97.68, "5w5s": 99.48, "20w1s": 89.43, "20w5s": 97.12},
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """Every hyperparameter of one (learner, setting) run."""
+
+    learner: str
+    ways: int  # test ways
+    shots: int  # test shots
+    scheme: str
+    train_ways: int
+    train_shots: int
+    train_queries: int  # per class
+    meta_batch_size: int
+    test_queries: int  # per class
+    learning_rate: float
+    lr_schedule: str  # "halve:<episodes>" | "linear_to_zero" | "constant"
+    inner_steps: int = 0
+    inner_learning_rate: float = 0.0
+    eval_inner_steps: int = 0
+    first_order: bool = False
+
+
+def recipe(learner: str, setting: str, inner_lr: float | None = None) -> Recipe:
+    ways, shots = SETTINGS[setting]
+    if learner == "protonet":
+        return Recipe(learner, ways, shots, "vinyals", train_ways=60, train_shots=shots,
+                      train_queries=5, meta_batch_size=1, test_queries=15,
+                      learning_rate=1e-3, lr_schedule="halve:2000")
+    if learner in ("maml", "fomaml"):
+        five_way = ways == 5
+        return Recipe(learner, ways, shots, "maml", train_ways=ways, train_shots=shots,
+                      train_queries=shots, meta_batch_size=32 if five_way else 16,
+                      test_queries=shots, learning_rate=1e-3, lr_schedule="constant",
+                      inner_steps=1 if five_way else 5,
+                      inner_learning_rate=inner_lr or (0.4 if five_way else 0.1),
+                      eval_inner_steps=10, first_order=learner == "fomaml")
+    if learner == "reptile":
+        return Recipe(learner, ways, shots, "maml", train_ways=ways, train_shots=10,
+                      train_queries=1, meta_batch_size=5, test_queries=1,
+                      learning_rate=1.0, lr_schedule="linear_to_zero", inner_steps=5,
+                      inner_learning_rate=inner_lr or 0.1, eval_inner_steps=50)
+    raise ValueError(f"Invalid value for argument `learner`: expected one of protonet, maml, "
+                     f"fomaml, reptile. Received: learner={learner!r}")
+
+
+def build_learner(r: Recipe, iterations: int, steps_per_execution: int = 1):
+    import keras
+
+    import tfmeta
+
+    if r.learner == "protonet":
+        learner = tfmeta.ProtoNet(tfmeta.backbones.conv4((28, 28, 1)))
+    elif r.learner in ("maml", "fomaml"):
+        learner = tfmeta.MAML(
+            tfmeta.backbones.conv4((28, 28, 1), num_classes=r.ways),
+            inner_steps=r.inner_steps, inner_learning_rate=r.inner_learning_rate,
+            first_order=r.first_order, eval_inner_steps=r.eval_inner_steps, transductive=True)
+    else:
+        learner = tfmeta.Reptile(
+            tfmeta.backbones.conv4((28, 28, 1), num_classes=r.ways),
+            inner_steps=r.inner_steps, inner_learning_rate=r.inner_learning_rate,
+            eval_inner_steps=r.eval_inner_steps, transductive=True)
+    if r.lr_schedule.startswith("halve:"):
+        every_episodes = int(r.lr_schedule.split(":")[1])
+        rate = keras.optimizers.schedules.ExponentialDecay(
+            r.learning_rate, decay_steps=max(1, every_episodes // r.meta_batch_size),
+            decay_rate=0.5, staircase=True)
+    elif r.lr_schedule == "linear_to_zero":
+        rate = keras.optimizers.schedules.PolynomialDecay(r.learning_rate, iterations, 0.0)
+    else:
+        rate = r.learning_rate
+    optimizer = (keras.optimizers.SGD(rate) if r.learner == "reptile"
+                 else keras.optimizers.Adam(rate))
+    learner.compile(optimizer=optimizer,
+                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                    metrics=["accuracy"], steps_per_execution=steps_per_execution)
+    return learner
+
+
+def eval_meta_batch(episodes: int, largest: int = 50) -> int:
+    """The largest meta-batch up to `largest` that divides `episodes`."""
+    return max(b for b in range(1, largest + 1) if episodes % b == 0)
+
+
+def hardware() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+            if line.startswith("Model name:"):
+                model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores (CPU only, shared)"
+
+
+def evaluate(learner, r: Recipe, split: str, episodes: int, seed: int, data_dir, largest=50):
+    import tfmeta
+
+    batch = eval_meta_batch(episodes, largest)
+    dataset = tfmeta.data.omniglot(split, ways=r.ways, shots=r.shots, queries=r.test_queries,
+                                   meta_batch_size=batch, scheme=r.scheme, seed=seed,
+                                   data_dir=data_dir)
+    logs = learner.evaluate(dataset, steps=episodes // batch, verbose=0, return_dict=True)
+    return 100.0 * logs["accuracy"], 100.0 * logs["accuracy_ci95"]
+
+
+def plot_curve(curve, row, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    x = [c["episodes"] for c in curve]
+    y = [c["accuracy"] for c in curve]
+    e = [c["ci95"] for c in curve]
+    ax.errorbar(x, y, yerr=e, marker="o", capsize=3, label="validation (tfmeta)")
+    ax.errorbar([row["episodes"]], [row["accuracy"]], yerr=[row["ci95"]], marker="s",
+                color="C3", capsize=3, linestyle="none", label="test (tfmeta)")
+    published = PUBLISHED[row["learner"]][row["setting"]]
+    ax.axhline(published, color="gray", linestyle="--", label=f"published {published}%")
+    ax.set_xlabel("training episodes")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(f"Omniglot {row['setting']} {row['learner']} ({row['iterations']} iterations)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_csv(output_dir: Path) -> None:
+    keys = ["learner", "setting", "iterations", "episodes", "accuracy", "ci95",
+            "test_episodes", "wall_time_s", "train_time_s", "hardware", "command"]
+    lines = [",".join(keys)]
+    for path in sorted(output_dir.glob("*.json")):
+        row = json.loads(path.read_text())
+        lines.append(",".join(json.dumps(row.get(k)) if isinstance(row.get(k), str)
+                              else str(row.get(k)) for k in keys))
+    (output_dir / "results.csv").write_text("\n".join(lines) + "\n")
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--learner", required=True,
+                        choices=["protonet", "maml", "fomaml", "reptile"])
+    parser.add_argument("--setting", required=True, choices=list(SETTINGS))
+    length = parser.add_mutually_exclusive_group(required=True)
+    length.add_argument("--train_episodes", type=int, help="training episodes (tasks)")
+    length.add_argument("--train_steps", type=int, help="training iterations (meta-batches)")
+    parser.add_argument("--eval_every", type=int, default=0,
+                        help="iterations between validation points (0: none)")
+    parser.add_argument("--curve_episodes", type=int, default=200,
+                        help="validation episodes per curve point")
+    parser.add_argument("--test_episodes", type=int, default=None,
+                        help="test episodes (default 1000 for protonet, 600 otherwise)")
+    parser.add_argument("--inner_lr", type=float, default=None,
+                        help="override the recipe's inner learning rate")
+    parser.add_argument("--train_shots", type=int, default=None,
+                        help="override the recipe's training shots (e.g. 5 for ProtoNet 5w1s "
+                             "as in tests/learners/test_protonet_omniglot.py)")
+    parser.add_argument("--also_test", nargs="*", default=[], choices=list(SETTINGS),
+                        help="also test the trained model on these settings' test episodes "
+                             "(recorded under `also_tested`; same ways as trained for MAML)")
+    parser.add_argument("--steps_per_execution", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data_dir", default=None, help="default: $TFMETA_DATA_DIR")
+    parser.add_argument("--output_dir", default="benchmarks/omniglot_results")
+    parser.add_argument("--tag", default="", help="suffix of the output file names")
+    args = parser.parse_args(argv)
+
+    import keras
+
+    r = recipe(args.learner, args.setting, args.inner_lr)
+    if args.train_shots is not None:
+        r = dataclasses.replace(r, train_shots=args.train_shots)
+    if args.train_steps is not None:
+        iterations = args.train_steps
+    else:
+        iterations = math.ceil(args.train_episodes / r.meta_batch_size)
+    test_episodes = args.test_episodes or (1000 if r.learner == "protonet" else 600)
+    eval_every = args.eval_every or iterations
+    spe = math.gcd(args.steps_per_execution, eval_every, iterations)
+    output_dir = Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    name = f"{r.learner}_{args.setting}{args.tag}"
+    command = "TFMETA_DATA_DIR=../shared/data .venv/bin/python " + shlex.join(
+        ["benchmarks/omniglot.py", *(sys.argv[1:] if argv is None else argv)])
+    print(f"{name}: {r}\n{iterations} iterations, eval every {eval_every}", flush=True)
+
+    import tfmeta
+
+    keras.utils.set_random_seed(args.seed)
+    learner = build_learner(r, iterations, spe)
+    train = tfmeta.data.omniglot(
+        "train", ways=r.train_ways, shots=r.train_shots, queries=r.train_queries,
+        meta_batch_size=r.meta_batch_size, scheme=r.scheme, seed=args.seed,
+        data_dir=args.data_dir).prefetch(2)
+
+    curve = []
+    timer = {"train": 0.0, "eval": 0.0}
+
+    class Curve(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            timer["train"] += time.perf_counter() - self.start
+            done = (epoch + 1) * eval_every
+            if done >= iterations and not args.eval_every:
+                return
+            start = time.perf_counter()
+            acc, ci = evaluate(learner, r, "validation", args.curve_episodes, args.seed + 1,
+                               args.data_dir)
+            timer["eval"] += time.perf_counter() - start
+            point = {"iterations": done, "episodes": done * r.meta_batch_size,
+                     "accuracy": acc, "ci95": ci, "train_accuracy": 100 * logs["accuracy"],
+                     "train_time_s": timer["train"]}
+            curve.append(point)
+            print(f"  {point['episodes']:>7} episodes  val {acc:.2f} ± {ci:.2f}%  "
+                  f"train {point['train_accuracy']:.2f}%  loss {logs['loss']:.4f}  "
+                  f"({timer['train']:.0f}s training)", flush=True)
+
+    started = time.perf_counter()
+    learner.fit(train, epochs=iterations // eval_every, steps_per_epoch=eval_every,
+                callbacks=[Curve()], verbose=0)
+    start = time.perf_counter()
+    accuracy, ci95 = evaluate(learner, r, "test", test_episodes, args.seed + 2, args.data_dir)
+    test_time = time.perf_counter() - start
+    also_tested = []
+    for setting in args.also_test:
+        other = dataclasses.replace(r, ways=SETTINGS[setting][0], shots=SETTINGS[setting][1],
+                                    test_queries=recipe(r.learner, setting).test_queries)
+        acc, ci = evaluate(learner, other, "test", test_episodes, args.seed + 2, args.data_dir)
+        also_tested.append({"setting": setting, "accuracy": round(acc, 2), "ci95": round(ci, 2),
+                            "test_episodes": test_episodes})
+        print(f"  also {setting}: test {acc:.2f} ± {ci:.2f}%", flush=True)
+    row = {
+        "learner": r.learner, "setting": args.setting, "iterations": iterations,
+        "episodes": iterations * r.meta_batch_size,
+        "wall_time_s": round(time.perf_counter() - started, 1),
+        "train_time_s": round(timer["train"], 1), "curve_eval_time_s": round(timer["eval"], 1),
+        "test_time_s": round(test_time, 1), "hardware": hardware(),
+        "accuracy": round(accuracy, 2), "ci95": round(ci95, 2),
+        "test_episodes": test_episodes, "test_queries_per_class": r.test_queries,
+        "published": PUBLISHED[r.learner][args.setting], "command": command,
+        "recipe": dataclasses.asdict(r), "tensorflow": __import__("tensorflow").__version__,
+        "also_tested": also_tested, "curve": curve,
+    }
+    (output_dir / f"{name}.json").write_text(json.dumps(row, indent=1) + "\n")
+    plot_curve(curve, row, output_dir / f"{name}.png")
+    write_csv(output_dir)
+    print(f"{name}: test {accuracy:.2f} ± {ci95:.2f}% over {test_episodes} episodes after "
+          f"{row['episodes']} episodes ({iterations} iterations); wall {row['wall_time_s']}s "
+          f"(training {row['train_time_s']}s) on {row['hardware']}", flush=True)
+    return row
+
+
+if __name__ == "__main__":
+    main()
