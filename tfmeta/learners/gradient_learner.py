@@ -7,6 +7,7 @@ import keras
 import tensorflow as tf
 from keras.src.losses.loss import unscale_loss_for_distribution
 
+from tfmeta.distribute.replicas import replica_mean
 from tfmeta.learners.episode import unpack_episode
 from tfmeta.learners.meta_learner import MetaLearner
 
@@ -62,6 +63,17 @@ def map_tasks(
         results = [task_fn(*(t[index] for t in tensors)) for index in range(tasks)]
         return tf.nest.map_structure(lambda *parts: tf.stack(parts), *results)
     return tf.map_fn(lambda args: task_fn(*args), tensors, fn_output_signature=output_signature)
+
+
+def _read(variable: keras.Variable) -> Any:
+    """The variable's value for the inner loop.
+
+    Under tf.distribute, Keras also calls the learner in a cross-replica context (to
+    build it), where a mirrored variable cannot be watched by a tape: read it there.
+    """
+    if tf.distribute.in_cross_replica_context():
+        return tf.convert_to_tensor(variable)
+    return variable.value
 
 
 def _zero_after(tensor: tf.Tensor) -> tf.Tensor:
@@ -316,8 +328,8 @@ class GradientLearner(MetaLearner):
 
         """
         support_x, support_y, query_x = unpack_episode(inputs)
-        weights = [v.value for v in self.model.trainable_variables]
-        non_trainable = [v.value for v in self.model.non_trainable_variables]
+        weights = [_read(v) for v in self.model.trainable_variables]
+        non_trainable = [_read(v) for v in self.model.non_trainable_variables]
 
         def task(support_x, support_y, query_x):
             fast = self.adapt(weights, non_trainable, support_x, support_y, steps, first_order,
@@ -344,8 +356,11 @@ class GradientLearner(MetaLearner):
         return predictions
 
     def _update_moving_statistics(self, updated) -> None:
-        for variable, values in zip(self.model.non_trainable_variables, updated):
-            variable.assign(tf.reduce_mean(values, axis=0))
+        # The mean over tasks; under tf.distribute, over every replica's tasks, so that
+        # all copies of the variables get the value one device would compute.
+        means = replica_mean([tf.reduce_mean(values, axis=0) for values in updated])
+        for variable, mean in zip(self.model.non_trainable_variables, means):
+            variable.assign(mean)
 
     # === Config ===
 

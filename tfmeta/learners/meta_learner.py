@@ -6,6 +6,11 @@ import keras
 import tensorflow as tf
 from keras.src.trainers import data_adapters
 
+from tfmeta.distribute.replicas import (
+    first_local_replica,
+    multi_worker_logs,
+    sync_replica_variables,
+)
 from tfmeta.learners.episode import check_query_targets, unpack_episode
 
 # Metric names that mean "per-episode, with a confidence interval" on a learner.
@@ -78,6 +83,18 @@ class MetaLearner(keras.Model):
                 metrics = _episodic_metric(metrics)
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Under a strategy, Keras builds the compiled loss and metrics from the first
+        # batch merged with `strategy.reduce`, which MultiWorkerMirroredStrategy
+        # rejects for the episode dict (keras-team/keras#20585). The build needs only
+        # shapes: use the first local replica's part.
+        if iterator is not None and getattr(self, "_distribute_strategy", None) is not None:
+            for _, _, batches in iterator:
+                data_batch = first_local_replica(self._distribute_strategy, next(batches))
+                break
+            iterator = None
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     # === Saving ===
 
     def build_from_config(self, config):
@@ -105,7 +122,7 @@ class MetaLearner(keras.Model):
             sample_weight=tf.shape(query_x)[0],
         )
         self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
-        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        return multi_worker_logs(self.compute_metrics(x, y, y_pred, sample_weight=sample_weight))
 
     def test_step(self, data):
         x, y, sample_weight = data_adapters.data_adapter_utils.unpack_x_y_sample_weight(data)
@@ -118,7 +135,7 @@ class MetaLearner(keras.Model):
             keras.src.losses.loss.unscale_loss_for_distribution(loss),
             sample_weight=tf.shape(query_x)[0],
         )
-        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        return multi_worker_logs(self.compute_metrics(x, y, y_pred, sample_weight=sample_weight))
 
     def predict_step(self, data):
         x, _, _ = data_adapters.data_adapter_utils.unpack_x_y_sample_weight(data)
@@ -139,6 +156,8 @@ class MetaLearner(keras.Model):
                                       sample_weight=sample_weight, training=True)
             scaled_loss = self.optimizer.scale_loss(loss)
         gradients = tape.gradient(scaled_loss, self.trainable_variables)
+        # Keras layers update e.g. batch norm statistics on each replica's own copy.
+        sync_replica_variables(self.non_trainable_variables)
         return loss, y_pred, gradients
 
     # === Deployment ===

@@ -75,8 +75,11 @@ class Reptile(GradientLearner):
         )
         loss = self._compute_loss(x=inputs, y=query_y, y_pred=y_pred,
                                   sample_weight=sample_weight, training=True)
+        # Under tf.distribute the optimizer sums gradients over replicas; dividing by
+        # their number averages the pseudo-gradients (a loss gradient is scaled by Keras).
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         gradients = [
-            tf.stop_gradient(variable.value - tf.reduce_mean(adapted, axis=0))
+            tf.stop_gradient(variable.value - tf.reduce_mean(adapted, axis=0)) / replicas
             for variable, adapted in zip(self.model.trainable_variables, fast)
         ]
         self._update_moving_statistics(updated)
