@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfmeta.data.arguments import check_int_in_range, invalid_value
+from tfmeta.data.episodes import with_data_sharding
 
 _ALGORITHM = "philox"
 
@@ -80,7 +81,7 @@ def sinusoid(
     dataset = tf.data.Dataset.counter().map(
         sample, num_parallel_calls=tf.data.AUTOTUNE, deterministic=bool(deterministic)
     )
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return with_data_sharding(dataset.prefetch(tf.data.AUTOTUNE))
 
 
 def _uniform(shape: list[int], key: tf.Tensor, bounds: tuple[float, float]) -> tf.Tensor:
