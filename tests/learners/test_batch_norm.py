@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 import pytest
-from conftest import regression_episodes
+from episode_fixtures import regression_episodes
 
 import tfmeta
 

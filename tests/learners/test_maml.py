@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import (
+from episode_fixtures import (
     as_episodes,
     classification_episodes,
     model_weights,

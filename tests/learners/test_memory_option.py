@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import regression_episodes, tanh_mlp
+from episode_fixtures import regression_episodes, tanh_mlp
 
 import tfmeta
 

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import classification_episodes
+from episode_fixtures import classification_episodes
 
 import tfmeta
 

@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 import pytest
-from conftest import (
+from episode_fixtures import (
     as_episodes,
     classification_episodes,
     model_weights,
