@@ -18,6 +18,7 @@ from tfmeta.distribute.replicas import (
 )
 from tfmeta.distribute.strategies import (
     STRATEGY_NAMES,
+    check_jit_compile,
     check_tf_config,
     is_chief,
     strategy_from_name,
@@ -26,6 +27,7 @@ from tfmeta.distribute.strategies import (
 __all__ = [
     "STRATEGY_NAMES",
     "BackupAndRestore",
+    "check_jit_compile",
     "check_tf_config",
     "first_local_replica",
     "in_multi_worker_mode",

@@ -149,3 +149,45 @@ def is_chief(strategy: tf.distribute.Strategy | None = None) -> bool:
     if "chief" in cluster:
         return task_type == "chief"
     return task_type == "worker" and int(task_id or 0) == 0
+
+
+def check_jit_compile(jit_compile: bool | str, strategy: tf.distribute.Strategy | None = None):
+    """Rejects `jit_compile=True` where Keras cannot XLA-compile the distributed step.
+
+    Keras compiles the whole step, all-reduce included, into one XLA program.
+    That fails under `MirroredStrategy` over several devices (the program runs
+    on one device and cannot reach the others' variables) and, on CPU, under
+    `MultiWorkerMirroredStrategy` (XLA has no CPU collectives). Keras' default
+    `jit_compile="auto"` already turns XLA off under `tf.distribute`.
+
+    Args:
+        jit_compile: the value meant for `compile(jit_compile=...)`.
+        strategy: a `tf.distribute.Strategy`; default: the current one.
+
+    Raises:
+        ValueError: for `jit_compile=True` in those two cases.
+
+    Example:
+    >>> check_jit_compile(True, strategy_from_name("default"))
+    """
+    if jit_compile is not True:
+        return
+    strategy = strategy or tf.distribute.get_strategy()
+    try:
+        local_devices = len(strategy.extended.worker_devices)
+    except RuntimeError:  # The default strategy has no device list: one device.
+        local_devices = 1
+    cpu_cluster = (
+        isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        and strategy.extended._in_multi_worker_mode()
+        and not tf.config.list_logical_devices("GPU")
+    )
+    if local_devices > 1 or cpu_cluster:
+        where = (f"{local_devices} devices of one machine" if local_devices > 1
+                 else "several CPU workers")
+        raise ValueError(
+            "Invalid value for argument `jit_compile`: XLA cannot compile a training step "
+            f"that all-reduces across {where}. Use jit_compile='auto' (Keras then turns XLA "
+            f"off under tf.distribute) or False. Received: jit_compile=True with "
+            f"{type(strategy).__name__}"
+        )
