@@ -9,15 +9,28 @@ from episode_fixtures import regression_episodes, tanh_mlp
 import tfmeta
 
 
-def gradients(recompute, graph, steps=3, **kwargs):
+def tiny_conv_bn(seed=1):
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((6, 6, 1))
+    x = keras.layers.Conv2D(3, 3, activation="tanh")(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.Flatten()(x)
+    return keras.Model(inputs, keras.layers.Dense(1)(x))
+
+
+def gradients(recompute, graph, steps=3, conv=False, **kwargs):
     """Loss and meta-gradients of a fresh learner on the same weights and episodes."""
-    learner = tfmeta.MAML(tanh_mlp(), inner_steps=steps, inner_learning_rate=0.3,
+    model = tiny_conv_bn() if conv else tanh_mlp()
+    learner = tfmeta.MAML(model, inner_steps=steps, inner_learning_rate=0.3,
                           recompute_inner_steps=recompute, **kwargs)
     learner.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse")
     rng = np.random.default_rng(5)
     for rate in learner._inner_rates or []:
         rate.assign(rng.uniform(0.1, 0.5, size=rate.shape))
     inputs, query_y = regression_episodes()
+    if conv:
+        for key in ("support_x", "query_x"):
+            inputs[key] = rng.normal(size=(*inputs[key].shape[:2], 6, 6, 1))
     tensors = [tf.constant(inputs[k]) for k in ("support_x", "support_y", "query_x")]
     tensors.append(tf.constant(query_y))
 
@@ -31,16 +44,17 @@ def gradients(recompute, graph, steps=3, **kwargs):
     return float(loss), [g.numpy() for g in grads]
 
 
-@pytest.mark.parametrize("graph", [False, True], ids=["eager", "graph"])
 @pytest.mark.parametrize(
-    "kwargs",
+    "graph, kwargs",
     [
-        {"steps": 1},
-        {"steps": 3},
-        {"steps": 2, "learn_inner_learning_rate": "per_step"},
-        {"steps": 2, "adapt_layers": ["dense_1"]},
+        (True, {"steps": 1}),
+        (False, {"steps": 3}),
+        (True, {"steps": 3}),
+        (True, {"steps": 2, "learn_inner_learning_rate": "per_step"}),
+        (True, {"steps": 2, "adapt_layers": ["dense_1"]}),
+        (True, {"steps": 2, "conv": True}),
     ],
-    ids=["1step", "3steps", "lslr", "anil"],
+    ids=["1step", "3steps-eager", "3steps", "lslr", "anil", "conv_batchnorm"],
 )
 def test_recomputed_inner_steps_give_the_same_gradients(float64, graph, kwargs):
     if "adapt_layers" in kwargs:

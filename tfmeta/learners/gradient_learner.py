@@ -76,14 +76,6 @@ def _read(variable: keras.Variable) -> Any:
     return variable.value
 
 
-def _zero_after(tensor: tf.Tensor) -> tf.Tensor:
-    """A float32 zero that graph execution can only compute once `tensor` is available."""
-    first = tf.reduce_max(tf.reshape(tensor, [-1])[:1])
-    present = tf.cast(first, tf.bool)
-    # Always true (also for NaN), but not foldable at trace time.
-    return tf.where(tf.equal(present, present), 0.0, float("nan"))
-
-
 class GradientLearner(MetaLearner):
     """Base of learners that adapt a model by SGD on the support set (MAML, Reptile).
 
@@ -252,18 +244,34 @@ class GradientLearner(MetaLearner):
 
         """
         fast = list(weights)
+        if self.recompute_inner_steps and not first_order:
+            return self._recomputed_adapt(fast, non_trainable, support_x, support_y, steps,
+                                          training)
         for step in range(steps):
-            if self.recompute_inner_steps and not first_order:
-                fast = self._recomputed_inner_step(fast, non_trainable, support_x, support_y,
-                                                   step, training)
-            else:
-                fast = self._inner_step(fast, non_trainable, support_x, support_y, step,
-                                        first_order, training)
+            fast = self._inner_step(fast, non_trainable, support_x, support_y, step,
+                                    first_order, training)
+        return fast
+
+    def _recomputed_adapt(self, fast, non_trainable, support_x, support_y, steps, training):
+        """`adapt` (second order) keeping only each step's input weights for the backward pass.
+
+        Every inner step is a call of one graph function (see
+        `_recomputed_inner_step`), so the traced graph, too, stays about the
+        same size whatever `steps` is; unrolled, it grew by about as much
+        memory as the recomputation saved.
+        """
+        forward, backward = self._recompute_functions(non_trainable, support_x, support_y,
+                                                      training)
+        for step in range(steps):
+            fast = self._recomputed_inner_step(fast, step, forward, backward)
         return fast
 
     def _inner_step(self, fast, non_trainable, support_x, support_y, step, first_order,
-                    training):
-        """One SGD step on the support loss: the new list of fast weights."""
+                    training, rates=None):
+        """One SGD step on the support loss: the new list of fast weights.
+
+        `rates` (one per adapted weight) default to `_learning_rate(position, step)`.
+        """
         fast = list(fast)
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             adapted = [fast[i] for i in self._adapted_indices]
@@ -273,49 +281,79 @@ class GradientLearner(MetaLearner):
         for position, (index, gradient) in enumerate(zip(self._adapted_indices, gradients)):
             if first_order:
                 gradient = tf.stop_gradient(gradient)
-            fast[index] = fast[index] - self._learning_rate(position, step) * gradient
+            rate = self._learning_rate(position, step) if rates is None else rates[position]
+            fast[index] = fast[index] - rate * gradient
         return fast
 
-    def _recomputed_inner_step(self, fast, non_trainable, support_x, support_y, step, training):
+    def _recompute_functions(self, non_trainable, support_x, support_y, training):
+        """The graph functions of one task's recomputed inner step and of its gradient.
+
+        Both are `tf.function`s that TensorFlow does not inline: a call runs
+        only once all its inputs exist, so the backward call (which takes the
+        incoming gradient) recomputes the step when the meta-gradient reaches
+        it, not during the forward pass, and no graph optimization merges the
+        recomputation with the forward step. One trace serves every step.
+        """
+        count = len(self._inner_rates or [])
+
+        def run_step(weights, rates):
+            outputs = self._inner_step(weights, non_trainable, support_x, support_y, None,
+                                       False, training, rates=rates)
+            return [outputs[i] for i in self._adapted_indices]
+
+        def split(inputs, constant_rates):
+            weights, rates = list(inputs[: len(inputs) - count]), list(inputs[len(inputs) - count:])
+            return weights, (rates if count else constant_rates)
+
+        options = {"autograph": False, "experimental_attributes": {"_noinline": True}}
+
+        @tf.function(**options)
+        def forward(inputs, constant_rates):
+            return run_step(*split(inputs, constant_rates))
+
+        @tf.function(**options)
+        def backward(inputs, upstream, variables, constant_rates):
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
+                tape.watch(inputs)
+                tape.watch(variables)
+                outputs = run_step(*split(inputs, constant_rates))
+            return tape.gradient(outputs, list(inputs) + list(variables),
+                                 output_gradients=list(upstream), unconnected_gradients="zero")
+
+        return forward, backward
+
+    def _recomputed_inner_step(self, fast, step, forward, backward):
         """`_inner_step` (second order) whose intermediates are recomputed in the backward pass.
 
-        The outer gradient of the step keeps only the step's input weights;
-        the support forward pass and the inner gradient are computed again
-        when the meta-gradient reaches this step. A data dependency on the
-        incoming gradient makes the graph run the recomputation then, not
-        during the forward pass (as `tf.recompute_grad` does, which cannot
-        be used here: it stops the tapes the inner gradient needs).
+        The outer gradient of the step keeps only the step's inputs (weights
+        and learned inner rates); the support forward pass and the inner
+        gradient run again, in `backward`, when the meta-gradient reaches
+        this step. (`tf.recompute_grad` cannot be used here: it stops the
+        tapes that the inner gradient needs.)
         """
-        count = len(fast)
-        indices = self._adapted_indices
+        rates = [self._learning_rate(position, step)
+                 for position in range(len(self._adapted_indices))]
+        # Learned rates are read here and enter as inputs, so that their
+        # gradients flow like the weights'.
+        rate_inputs = [] if self._inner_rates is None else [tf.convert_to_tensor(r) for r in rates]
+        constant_rates = None if rate_inputs else rates
 
         @tf.custom_gradient
-        def step_function(*weights):
-            outputs = self._inner_step(weights, non_trainable, support_x, support_y, step,
-                                       False, training)
-
+        def step_function(*inputs):
             def gradient(*upstream, variables=None):
-                after_upstream = _zero_after(upstream[0])
-                with tf.GradientTape(watch_accessed_variables=False) as tape:
-                    inputs = [tf.identity(w) + tf.cast(after_upstream, w.dtype) for w in weights]
-                    tape.watch(inputs)
-                    if variables:
-                        tape.watch(variables)
-                    recomputed = self._inner_step(inputs, non_trainable, support_x, support_y,
-                                                  step, False, training)
-                    recomputed = [recomputed[i] for i in indices]
-                gradients = tape.gradient(
-                    recomputed, inputs + list(variables or []), output_gradients=list(upstream),
-                    unconnected_gradients="zero",
-                )
+                gradients = backward(list(inputs), list(upstream), list(variables or []),
+                                     constant_rates)
                 if variables is None:
                     return gradients
-                return gradients[:count], gradients[count:]
+                return gradients[: len(inputs)], gradients[len(inputs):]
 
-            return [outputs[i] for i in indices], gradient
+            return forward(list(inputs), constant_rates), gradient
 
+        # Identities make weights captured from outside a graph (e.g. eager tensors
+        # under vectorized_map) graph tensors, as tf.custom_gradient needs there.
+        inputs = [tf.identity(x) for x in list(fast) + rate_inputs]
         new = list(fast)
-        for index, value in zip(indices, step_function(*fast)):
+        for index, value in zip(self._adapted_indices, step_function(*inputs)):
             new[index] = value
         return new
 
