@@ -18,6 +18,9 @@ import time
 import numpy as np
 import pytest
 
+# About a minute of process start-up and tracing (90 s on two busy cores): slow.
+pytestmark = pytest.mark.slow
+
 HERE = pathlib.Path(__file__).parent
 TIMEOUT = 240  # Seconds a process may take (two busy cores shared by three processes).
 TOLERANCE = 1e-5
