@@ -30,6 +30,7 @@ from tfmeta.cli.experiment import (
     Experiment,
 )
 from tfmeta.cli.training import train
+from tfmeta.distribute import STRATEGY_NAMES, strategy_from_name
 
 PROGRAM = "tfmeta-train"
 _DEFAULTS = Experiment()
@@ -47,6 +48,10 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> list[flags.Flag
                             "$TFMETA_DATA_DIR).", **fv),
         flags.DEFINE_integer("verbose", 1, "0: silent, 1: progress bar, 2: one line per epoch.",
                              lower_bound=0, upper_bound=2, **fv),
+        flags.DEFINE_enum("strategy", "default", STRATEGY_NAMES, "tf.distribute strategy: "
+                          "default (one device), mirrored (every GPU of this machine), "
+                          "multi_worker (the machines TF_CONFIG lists; run the same command "
+                          "on each, with a --model_dir they all see).", **fv),
         # === Experiment ===
         flags.DEFINE_enum("dataset", d.dataset, DATASETS, "Task family.", **fv),
         flags.DEFINE_enum("learner", d.learner, LEARNERS, "Meta-learning algorithm.", **fv),
@@ -132,9 +137,11 @@ def main(argv: list[str], flag_values: flags.FlagValues = flags.FLAGS) -> None:
     with launcher.errors_as_one_line(PROGRAM):
         if len(argv) > 1:
             raise ValueError(f"unexpected positional arguments {argv[1:]}; flags start with --")
+        # First: the multi-worker strategy must exist before TensorFlow runs an operation.
+        strategy = strategy_from_name(flag_values.strategy)
         experiment = experiment_from_flags(flag_values)
         train(experiment, flag_values.model_dir, data_dir=flag_values.data_dir,
-              verbose=flag_values.verbose)
+              verbose=flag_values.verbose, strategy=strategy)
         steps = experiment.epochs * experiment.steps_per_epoch
         print(f"Trained {experiment.learner} for {steps} steps: {flag_values.model_dir}/"
               f"learner.keras. Next: tfmeta-evaluate --model_dir={flag_values.model_dir}")

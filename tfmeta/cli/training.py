@@ -11,6 +11,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from tfmeta import distribute
 from tfmeta.cli import builders
 from tfmeta.cli.experiment import EXPERIMENT_FILE, RESUMABLE_CHANGES, Experiment
 from tfmeta.learners import MetaLearner
@@ -29,6 +30,7 @@ def train(
     model_dir: str | os.PathLike[str],
     data_dir: str | os.PathLike[str] | None = None,
     verbose: int | str = 1,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> MetaLearner:
     """Meta-trains the experiment's learner with `fit`, writing everything to `model_dir`.
 
@@ -50,6 +52,10 @@ def train(
             settings, such as `train_steps`, are allowed).
         data_dir: The data root (default: `$TFMETA_DATA_DIR`).
         verbose: `fit`'s verbosity: 0 silent, 1 progress bar, 2 one line per epoch.
+        strategy: A `tf.distribute.Strategy` (default: the current one) that
+            splits each meta-batch across its replicas. Under several workers
+            only the chief writes to `model_dir`, which every worker must see
+            (a shared disk) to resume.
 
     Returns:
         The trained learner, compiled.
@@ -66,6 +72,10 @@ def train(
 
     """
     model_dir = Path(model_dir)
+    strategy = strategy or tf.distribute.get_strategy()
+    distribute.per_replica_meta_batch_size(experiment.meta_batch_size, strategy)
+    distribute.check_jit_compile(experiment.jit_compile, strategy)
+    chief = distribute.is_chief(strategy)
     _check_same_experiment(experiment, model_dir)
     initial_epoch = restored_epoch(model_dir)
 
@@ -89,12 +99,14 @@ def train(
         validation_steps = math.ceil(experiment.validation_episodes / batch)
 
     keras.utils.set_random_seed(experiment.seed)
-    learner = builders.learner(experiment)
-    builders.compile_learner(learner, experiment, builders.optimizer(experiment))
-    _build(learner, train_data)
+    with strategy.scope():
+        learner = builders.learner(experiment)
+        builders.compile_learner(learner, experiment, builders.optimizer(experiment))
+        _build(learner, train_data)
 
     model_dir.mkdir(parents=True, exist_ok=True)
-    experiment.save(model_dir)
+    if chief:
+        experiment.save(model_dir)
     if initial_epoch >= experiment.epochs:
         print(f"Already trained: {model_dir} holds {initial_epoch} of {experiment.epochs} "
               "epochs; nothing is left to train.", flush=True)
@@ -104,15 +116,17 @@ def train(
             f"(step {initial_epoch * experiment.steps_per_epoch}) in {model_dir}",
             flush=True,
         )
+    # The chief alone writes the backup, logs and history (every worker reads the backup).
     callbacks = [
-        keras.callbacks.BackupAndRestore(
+        distribute.BackupAndRestore(
             str(model_dir / BACKUP_DIR), double_checkpoint=True, delete_checkpoint=False
         ),
-        keras.callbacks.CSVLogger(str(model_dir / HISTORY_FILE), append=True),
     ]
-    if _tensorboard_installed():
+    if chief:
+        callbacks.append(keras.callbacks.CSVLogger(str(model_dir / HISTORY_FILE), append=True))
+    if chief and _tensorboard_installed():
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(model_dir / LOGS_DIR)))
-    elif verbose:
+    elif chief and verbose:
         print("TensorBoard logs skipped: the `tensorboard` package is not installed "
               "(pip install tensorboard); history.csv has the same numbers.", flush=True)
     learner.fit(
@@ -125,7 +139,8 @@ def train(
         shuffle=False,
         verbose=verbose,
     )
-    learner.save(model_dir / LEARNER_FILE)
+    if chief:
+        learner.save(model_dir / LEARNER_FILE)
     return learner
 
 
