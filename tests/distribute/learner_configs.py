@@ -75,7 +75,10 @@ def make_learner(name, strategy, initial=None, jit_compile="auto"):
     with strategy.scope():
         keras.utils.set_random_seed(1)
         learner = factory()
-        learner.compile(optimizer=keras.optimizers.SGD(rate), loss=loss(),
+        loss = loss()
+        # The episodic metrics too: their dict results must survive distribution.
+        metrics = ["mse"] if loss == "mse" else ["accuracy"]
+        learner.compile(optimizer=keras.optimizers.SGD(rate), loss=loss, metrics=metrics,
                         jit_compile=jit_compile)
         if initial is not None:
             for variable, value in zip(learner.variables, initial):

@@ -185,7 +185,8 @@ def multi_worker_logs(logs: dict[str, Any]) -> dict[str, Any]:
     back unchanged.
 
     Args:
-        logs: the dict a `train_step` or `test_step` returns.
+        logs: the dict a `train_step` or `test_step` returns (values may be
+            nested dicts).
 
     Returns:
         The logs to return from the step.
@@ -201,4 +202,5 @@ def multi_worker_logs(logs: dict[str, Any]) -> dict[str, Any]:
         value = tf.convert_to_tensor(value)
         return tf.reshape(value, [1]) if value.shape.rank == 0 else value
 
-    return {name: expand(value) for name, value in logs.items()}
+    # Values may be dicts (e.g. an episodic metric's mean and confidence interval).
+    return tf.nest.map_structure(expand, logs)
