@@ -143,7 +143,8 @@ def first_local_replica(strategy: tf.distribute.Strategy, values: Any) -> Any:
         The same structure of plain tensors.
 
     Example:
-    >>> first_local_replica(tf.distribute.get_strategy(), {"x": tf.constant(1.0)})["x"].numpy()
+    >>> batch = first_local_replica(tf.distribute.get_strategy(), {"x": tf.constant(1.0)})
+    >>> float(batch["x"])
     1.0
     """
 
