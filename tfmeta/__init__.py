@@ -39,7 +39,7 @@ def _quiet_tensorflow_start_up_for_commands() -> None:
 
 _quiet_tensorflow_start_up_for_commands()
 
-from tfmeta import backbones, callbacks, data, export, layers, metrics  # noqa: E402
+from tfmeta import backbones, callbacks, data, distribute, export, layers, metrics  # noqa: E402
 from tfmeta.learners import MAML, GradientLearner, MetaLearner, ProtoNet, Reptile  # noqa: E402
 
 __version__ = "0.1.0"
@@ -54,6 +54,7 @@ __all__ = [
     "backbones",
     "callbacks",
     "data",
+    "distribute",
     "export",
     "layers",
     "metrics",
