@@ -1,5 +1,6 @@
 """The inner loop shared by MAML and Reptile: SGD on fast weights, no variable assigned."""
 
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -46,6 +47,12 @@ def map_tasks(
     """
     tensors = tuple(tensors)
     if mode in ("auto", "vectorize"):
+        # pfor logs every op it cannot convert as an error; under "auto" that is
+        # the expected way to find out, so its logger is quiet while it tries.
+        logger = tf.get_logger()
+        level = logger.level
+        if mode == "auto":
+            logger.setLevel(logging.CRITICAL)
         try:
             return tf.vectorized_map(
                 lambda args: task_fn(*args), tensors, fallback_to_while_loop=False
@@ -58,6 +65,8 @@ def map_tasks(
                     f"{str(error).splitlines()[0]}). Use task_batching='unroll' or 'auto'. "
                     "Received: task_batching='vectorize'"
                 ) from error
+        finally:
+            logger.setLevel(level)
     tasks = tensors[0].shape[0]
     if tasks is not None:
         results = [task_fn(*(t[index] for t in tensors)) for index in range(tasks)]
