@@ -1,0 +1,186 @@
+"""Shared pieces of the benchmarks: random Omniglot-shaped episodes and the workloads."""
+
+import dataclasses
+import os
+import platform
+import subprocess
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@dataclasses.dataclass(frozen=True)
+class Workload:
+    """One meta-training configuration: algorithm and episode shape."""
+
+    name: str
+    algo: str  # maml | fomaml | reptile | protonet
+    ways: int = 5
+    shots: int = 1
+    queries: int = 15  # per class
+    meta_batch: int = 8
+    inner_steps: int = 1
+    inner_lr: float = 0.4
+    size: int = 28
+    filters: int = 64
+
+    @property
+    def torch_algo(self) -> str | None:
+        """The `--algo` of the PyTorch peer, or None when it has no such workload."""
+        return self.algo if self.algo in ("maml", "fomaml", "protonet") else None
+
+    def torch_flags(self) -> list[str]:
+        return [
+            f"--algo={self.torch_algo}", f"--ways={self.ways}", f"--shots={self.shots}",
+            f"--queries={self.queries}", f"--meta_batch={self.meta_batch}",
+            f"--inner_steps={self.inner_steps}", f"--inner_lr={self.inner_lr}",
+            f"--size={self.size}", f"--filters={self.filters}",
+        ]
+
+
+WORKLOADS = {
+    w.name: w
+    for w in (
+        Workload("maml", "maml"),
+        Workload("fomaml", "fomaml"),
+        Workload("reptile", "reptile", inner_steps=5, inner_lr=0.1),
+        Workload("protonet", "protonet"),
+        Workload("maml20", "maml", ways=20, meta_batch=16, inner_steps=5, inner_lr=0.1),
+    )
+}
+
+
+def random_episodes(workload: Workload, count: int = 4, seed: int = 0):
+    """`count` random meta-batches of the episode contract, as NumPy arrays."""
+    rng = np.random.default_rng(seed)
+    b, n, k, q = workload.meta_batch, workload.ways, workload.shots, workload.queries
+    shape = (workload.size, workload.size, 1)
+    support_y = np.tile(np.repeat(np.arange(n), k), (count, b, 1)).astype("int32")
+    query_y = np.tile(np.repeat(np.arange(n), q), (count, b, 1)).astype("int32")
+    inputs = {
+        "support_x": rng.normal(size=(count, b, n * k, *shape)).astype("float32"),
+        "support_y": support_y,
+        "query_x": rng.normal(size=(count, b, n * q, *shape)).astype("float32"),
+    }
+    return inputs, query_y
+
+
+def build_learner(workload: Workload, jit_compile: bool = False, policy: str | None = None,
+                  steps_per_execution: int = 1, fused_batch_norm: bool = False,
+                  **learner_kwargs):
+    """A compiled tfmeta learner for `workload` (conv4 backbone, Adam 1e-3).
+
+    `fused_batch_norm=True` builds the experimental conv4 of `fused_conv4`.
+    """
+    import keras
+
+    import tfmeta
+    from tfmeta.backbones import conv4
+
+    keras.utils.set_random_seed(0)
+    previous = keras.mixed_precision.global_policy()
+    if policy is not None:
+        keras.mixed_precision.set_global_policy(policy)
+    try:
+        shape = (workload.size, workload.size, 1)
+        backbone = fused_conv4 if fused_batch_norm else conv4
+        if workload.algo == "protonet":
+            learner = tfmeta.ProtoNet(backbone(shape, workload.filters), ways=workload.ways)
+        else:
+            model = backbone(shape, workload.filters, num_classes=workload.ways)
+            cls = tfmeta.Reptile if workload.algo == "reptile" else tfmeta.MAML
+            kwargs = dict(inner_steps=workload.inner_steps,
+                          inner_learning_rate=workload.inner_lr, **learner_kwargs)
+            if workload.algo == "fomaml":
+                kwargs["first_order"] = True
+            learner = cls(model, **kwargs)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    learner.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=jit_compile,
+        steps_per_execution=steps_per_execution,
+    )
+    return learner
+
+
+def fused_conv4(input_shape=(28, 28, 1), filters=64, num_classes=None):
+    """conv4 with `FusedBatchNorm` instead of `keras.layers.BatchNormalization` (experiment)."""
+    import keras
+
+    fused_batch_norm = _fused_batch_norm_class()
+    inputs = keras.Input(shape=input_shape)
+    x = inputs
+    for _ in range(4):
+        x = keras.layers.Conv2D(filters, 3, padding="same")(x)
+        x = fused_batch_norm()(x)
+        x = keras.layers.ReLU()(x)
+        x = keras.layers.MaxPooling2D(2)(x)
+    x = keras.layers.Flatten()(x)
+    if num_classes is not None:
+        x = keras.layers.Dense(num_classes)(x)
+    return keras.Model(inputs, x, name="fused_conv4")
+
+
+def _fused_batch_norm_class():
+    import keras
+    import tensorflow as tf
+
+    class FusedBatchNorm(keras.layers.Layer):
+        """Batch norm (last axis) on TensorFlow's fused kernel; Keras' defaults otherwise.
+
+        An experiment for the benchmarks, not a tfmeta layer: in training it
+        normalizes with the batch statistics (FusedBatchNormV3, whose second
+        derivative is exact, unlike `tf.nn.moments` with its stop_gradient)
+        and updates the moving statistics with momentum 0.99 and the biased
+        batch variance, as `keras.layers.BatchNormalization` does.
+        """
+
+        def __init__(self, momentum=0.99, epsilon=1e-3, **kwargs):
+            super().__init__(**kwargs)
+            self.momentum, self.epsilon = momentum, epsilon
+
+        def build(self, input_shape):
+            channels = (input_shape[-1],)
+            self.gamma = self.add_weight(shape=channels, initializer="ones", name="gamma")
+            self.beta = self.add_weight(shape=channels, initializer="zeros", name="beta")
+            self.moving_mean = self.add_weight(shape=channels, initializer="zeros",
+                                               trainable=False, name="moving_mean")
+            self.moving_variance = self.add_weight(shape=channels, initializer="ones",
+                                                   trainable=False, name="moving_variance")
+
+        def call(self, inputs, training=None):
+            gamma, beta = tf.convert_to_tensor(self.gamma), tf.convert_to_tensor(self.beta)
+            if not training:
+                outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(
+                    inputs, gamma, beta, mean=tf.convert_to_tensor(self.moving_mean),
+                    variance=tf.convert_to_tensor(self.moving_variance),
+                    epsilon=self.epsilon, is_training=False)
+                return outputs
+            outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+                inputs, gamma, beta, epsilon=self.epsilon, is_training=True)
+            count = tf.cast(tf.size(inputs) // tf.shape(inputs)[-1], variance.dtype)
+            variance = variance * (count - 1.0) / count  # The kernel returns the unbiased one.
+            self.moving_mean.assign(self.moving_mean * self.momentum
+                                    + tf.stop_gradient(mean) * (1.0 - self.momentum))
+            self.moving_variance.assign(self.moving_variance * self.momentum
+                                        + tf.stop_gradient(variance) * (1.0 - self.momentum))
+            return outputs
+
+    return FusedBatchNorm
+
+
+def machine_description() -> str:
+    """CPU model, core count and library versions, for the results table."""
+    model = platform.processor() or "unknown"
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+            if line.startswith("Model name:"):
+                model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import tensorflow as tf
+
+    return f"cpu={model!r} cores={os.cpu_count()} tensorflow={tf.__version__}"

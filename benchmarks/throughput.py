@@ -1,0 +1,180 @@
+"""Meta-training throughput of tfmeta learners (tasks/s), optionally against the PyTorch peer.
+
+Each workload is meta-trained on random Omniglot-shaped episodes (28x28x1,
+conv4 with 64 filters and batch norm) held in memory as a repeating
+`tf.data` dataset, with `learner.fit` as a user calls it (default
+`steps_per_execution=1`). The first step's time (tracing plus the first run)
+is printed as `trace_s`; throughput is measured over a window of `--seconds`
+after `--warmup` steps, from the optimizer's step counter.
+
+With `--torch`, the PyTorch peer (`../shared/bench/torch_ref.py`) runs the
+same workload right after tfmeta in the same invocation, so both see the same
+machine load, and the ratio tfmeta/torch is printed. `--repeats` alternates
+the two several times and reports medians.
+
+Example:
+    .venv/bin/python benchmarks/throughput.py --torch
+    .venv/bin/python benchmarks/throughput.py --workloads=maml,protonet --xla --seconds=10
+"""
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import WORKLOADS, build_learner, machine_description, random_episodes  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TORCH_REF = os.path.join(os.path.dirname(REPO), "shared", "bench", "torch_ref.py")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--workloads", default="maml,fomaml,reptile,protonet,maml20",
+                        help=f"comma-separated, among {sorted(WORKLOADS)}")
+    parser.add_argument("--seconds", type=float, default=10.0, help="timed window per run")
+    parser.add_argument("--warmup", type=int, default=2, help="steps after the first, untimed")
+    parser.add_argument("--mode", default="fit", choices=["fit", "train_on_batch"])
+    parser.add_argument("--steps_per_execution", type=int, default=1)
+    parser.add_argument("--xla", action="store_true", help="also run with jit_compile=True")
+    parser.add_argument("--no_plain", action="store_true", help="skip jit_compile=False")
+    parser.add_argument("--bf16", action="store_true",
+                        help="also run with the mixed_bfloat16 policy on the model")
+    parser.add_argument("--recompute", action="store_true",
+                        help="also run second-order MAML with recompute_inner_steps=True")
+    parser.add_argument("--fused_bn", action="store_true",
+                        help="also run an experimental conv4 whose batch norm is TensorFlow's "
+                        "fused kernel (benchmarks/_common.py), not keras.layers.BatchNormalization")
+    parser.add_argument("--torch", action="store_true", help="run the PyTorch peer too")
+    parser.add_argument("--torch_python", default=os.environ.get("TORCH_PYTHON", "python3"),
+                        help="a Python with torch==2.13.0 (a separate venv, never a tfmeta "
+                             "dependency); default $TORCH_PYTHON or python3")
+    parser.add_argument("--torch_ref", default=TORCH_REF)
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="alternate tfmeta and torch this many times (medians reported)")
+    return parser.parse_args(argv)
+
+
+class TfmetaRun:
+    """One learner on one workload, traced once and timed over several windows."""
+
+    def __init__(self, workload, mode, steps_per_execution, jit_compile, policy, warmup,
+                 extra=None):
+        import tensorflow as tf
+
+        self.workload, self.mode = workload, mode
+        inputs, targets = random_episodes(workload)
+        self.learner = build_learner(workload, jit_compile=jit_compile, policy=policy,
+                                     steps_per_execution=steps_per_execution, **(extra or {}))
+        self.batches = [({k: v[i] for k, v in inputs.items()}, targets[i])
+                        for i in range(len(targets))]
+        self.dataset = (tf.data.Dataset.from_tensor_slices((inputs, targets)).repeat()
+                        .prefetch(tf.data.AUTOTUNE))
+        self.iterations = self.learner.optimizer.iterations
+        start = time.perf_counter()
+        self._train(lambda: self.iterations.numpy() >= 1)  # Tracing and the first step.
+        self.trace_seconds = time.perf_counter() - start
+        steps = int(self.iterations.numpy())
+        self._train(lambda: self.iterations.numpy() >= steps + warmup)
+
+    def _train(self, done):
+        """Trains until `done()` (checked after each execution); returns the end time."""
+        if self.mode == "train_on_batch":
+            while not done():
+                step = int(self.iterations.numpy())
+                self.learner.train_on_batch(*self.batches[step % len(self.batches)])
+            return
+        import keras
+
+        class Stop(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                if done():
+                    self.model.stop_training = True
+
+        self.learner.fit(self.dataset, steps_per_epoch=10**9, epochs=1, verbose=0,
+                         callbacks=[Stop()])
+
+    def time_window(self, seconds, min_steps=3):
+        """Tasks/s and CPU seconds per task over a window of at least `seconds`."""
+        warm = int(self.iterations.numpy())
+        self._train(lambda: self.iterations.numpy() > warm)  # One untimed step first.
+        first = int(self.iterations.numpy())
+        start, cpu = time.perf_counter(), time.process_time()
+        self._train(lambda: time.perf_counter() - start >= seconds
+                    and self.iterations.numpy() - first >= min_steps)
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+        tasks = (int(self.iterations.numpy()) - first) * self.workload.meta_batch
+        return tasks / elapsed, cpu / tasks
+
+
+def time_torch(workload, seconds, python, script):
+    """Tasks/s of the PyTorch peer on `workload` (a subprocess)."""
+    command = [python, script, *workload.torch_flags(), f"--seconds={seconds}"]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    match = re.search(r"tasks_per_s=([0-9.]+)", output)
+    if match is None:
+        raise RuntimeError(f"unexpected output of {command}: {output!r}")
+    return float(match.group(1))
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    names = [n.strip() for n in args.workloads.split(",") if n.strip()]
+    unknown = [n for n in names if n not in WORKLOADS]
+    if unknown:
+        raise SystemExit(f"unknown workloads {unknown}; expected names among {sorted(WORKLOADS)}")
+    # (label, jit_compile, dtype policy, extra build_learner arguments)
+    variants = []
+    if not args.no_plain:
+        variants.append(("tfmeta", False, None, {}))
+    if args.xla:
+        variants.append(("tfmeta-xla", True, None, {}))
+    if args.bf16:
+        variants.append(("tfmeta-bf16", False, "mixed_bfloat16", {}))
+    if args.recompute:
+        variants.append(("tfmeta-recompute", False, None, {"recompute_inner_steps": True}))
+    if args.fused_bn:
+        variants.append(("tfmeta-fusedbn", False, None, {"fused_batch_norm": True}))
+    print(f"# {machine_description()} mode={args.mode} "
+          f"steps_per_execution={args.steps_per_execution} seconds={args.seconds}", flush=True)
+    for name in names:
+        workload = WORKLOADS[name]
+        runs = {}
+        for label, jit_compile, policy, extra in variants:
+            if "recompute_inner_steps" in extra and workload.algo != "maml":
+                continue
+            runs[label] = TfmetaRun(workload, args.mode, args.steps_per_execution, jit_compile,
+                                    policy, args.warmup, extra)
+            print(f"  {name} {label} trace_s={runs[label].trace_seconds:.1f}", flush=True)
+        rates = {label: [] for label in runs}
+        cpu = {label: [] for label in runs}
+        torch_rates, ratios = [], {label: [] for label in runs}
+        for _ in range(args.repeats):
+            for label, run in runs.items():
+                rate, cpu_per_task = run.time_window(args.seconds)
+                rates[label].append(rate)
+                cpu[label].append(cpu_per_task)
+                print(f"  {name} {label} tasks_per_s={rate:.2f} cpu_s_per_task={cpu_per_task:.3f}"
+                      f" load={os.getloadavg()[0]:.1f}", flush=True)
+            if args.torch and workload.torch_algo is not None:
+                torch_rate = time_torch(workload, args.seconds, args.torch_python, args.torch_ref)
+                torch_rates.append(torch_rate)
+                for label in runs:
+                    ratios[label].append(rates[label][-1] / torch_rate)
+                print(f"  {name} torch tasks_per_s={torch_rate:.2f} "
+                      f"load={os.getloadavg()[0]:.1f}", flush=True)
+        for label, run in runs.items():
+            line = (f"{name} {label} trace_s={run.trace_seconds:.1f} "
+                    f"tasks_per_s={statistics.median(rates[label]):.2f} "
+                    f"cpu_s_per_task={statistics.median(cpu[label]):.3f}")
+            if torch_rates:
+                line += (f" torch_tasks_per_s={statistics.median(torch_rates):.2f} "
+                         f"ratio={statistics.median(ratios[label]):.2f}")
+            print(line, flush=True)
+
+if __name__ == "__main__":
+    main()
