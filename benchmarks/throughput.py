@@ -32,6 +32,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TORCH_REF = os.path.join(os.path.dirname(REPO), "shared", "bench", "torch_ref.py")
 
 
+def default_torch_python():
+    beside = os.path.join(os.path.dirname(REPO), "torchvenv", "bin", "python")
+    return os.environ.get("TORCH_PYTHON") or (beside if os.path.exists(beside) else "python3")
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workloads", default="maml,fomaml,reptile,protonet,maml20",
@@ -50,9 +55,10 @@ def parse_args(argv=None):
                         help="also run an experimental conv4 whose batch norm is TensorFlow's "
                         "fused kernel (benchmarks/_common.py), not keras.layers.BatchNormalization")
     parser.add_argument("--torch", action="store_true", help="run the PyTorch peer too")
-    parser.add_argument("--torch_python", default=os.environ.get("TORCH_PYTHON", "python3"),
+    parser.add_argument("--torch_python", default=default_torch_python(),
                         help="a Python with torch==2.13.0 (a separate venv, never a tfmeta "
-                             "dependency); default $TORCH_PYTHON or python3")
+                             "dependency); default $TORCH_PYTHON, else ../torchvenv/bin/python "
+                             "beside the repository if it exists, else python3")
     parser.add_argument("--torch_ref", default=TORCH_REF)
     parser.add_argument("--repeats", type=int, default=1,
                         help="alternate tfmeta and torch this many times (medians reported)")
