@@ -4,6 +4,7 @@ import dataclasses
 import os
 import platform
 import subprocess
+import warnings
 
 import numpy as np
 
@@ -67,11 +68,11 @@ def random_episodes(workload: Workload, count: int = 4, seed: int = 0):
 
 
 def build_learner(workload: Workload, jit_compile: bool = False, policy: str | None = None,
-                  steps_per_execution: int = 1, fused_batch_norm: bool = False,
+                  steps_per_execution: int = 1, keras_batch_norm: bool = False,
                   **learner_kwargs):
     """A compiled tfmeta learner for `workload` (conv4 backbone, Adam 1e-3).
 
-    `fused_batch_norm=True` builds the experimental conv4 of `fused_conv4`.
+    `keras_batch_norm=True` builds `keras_bn_conv4` instead of tfmeta's conv4.
     """
     import keras
 
@@ -84,7 +85,7 @@ def build_learner(workload: Workload, jit_compile: bool = False, policy: str | N
         keras.mixed_precision.set_global_policy(policy)
     try:
         shape = (workload.size, workload.size, 1)
-        backbone = fused_conv4 if fused_batch_norm else conv4
+        backbone = keras_bn_conv4 if keras_batch_norm else conv4
         if workload.algo == "protonet":
             learner = tfmeta.ProtoNet(backbone(shape, workload.filters), ways=workload.ways)
         else:
@@ -94,7 +95,10 @@ def build_learner(workload: Workload, jit_compile: bool = False, policy: str | N
                           inner_learning_rate=workload.inner_lr, **learner_kwargs)
             if workload.algo == "fomaml":
                 kwargs["first_order"] = True
-            learner = cls(model, **kwargs)
+            with warnings.catch_warnings():
+                # keras_bn_conv4's second-order inexactness is known; only its speed matters here.
+                warnings.filterwarnings("ignore", message="Layer .* is a keras.layers.Batch")
+                learner = cls(model, **kwargs)
     finally:
         keras.mixed_precision.set_global_policy(previous)
     learner.compile(
@@ -106,70 +110,26 @@ def build_learner(workload: Workload, jit_compile: bool = False, policy: str | N
     return learner
 
 
-def fused_conv4(input_shape=(28, 28, 1), filters=64, num_classes=None):
-    """conv4 with `FusedBatchNorm` instead of `keras.layers.BatchNormalization` (experiment)."""
+def keras_bn_conv4(input_shape=(28, 28, 1), filters=64, num_classes=None):
+    """conv4 as tfmeta built it before 0.2: `keras.layers.BatchNormalization` (for comparison).
+
+    Same layers and momentum as `tfmeta.backbones.conv4`, but Keras' batch norm
+    (unfused on TensorFlow, and only first-order exact, see
+    `tfmeta.layers.BatchNormalization`).
+    """
     import keras
 
-    fused_batch_norm = _fused_batch_norm_class()
     inputs = keras.Input(shape=input_shape)
     x = inputs
     for _ in range(4):
         x = keras.layers.Conv2D(filters, 3, padding="same")(x)
-        x = fused_batch_norm()(x)
+        x = keras.layers.BatchNormalization(momentum=0.9)(x)
         x = keras.layers.ReLU()(x)
         x = keras.layers.MaxPooling2D(2)(x)
     x = keras.layers.Flatten()(x)
     if num_classes is not None:
         x = keras.layers.Dense(num_classes)(x)
-    return keras.Model(inputs, x, name="fused_conv4")
-
-
-def _fused_batch_norm_class():
-    import keras
-    import tensorflow as tf
-
-    class FusedBatchNorm(keras.layers.Layer):
-        """Batch norm (last axis) on TensorFlow's fused kernel; Keras' defaults otherwise.
-
-        An experiment for the benchmarks, not a tfmeta layer: in training it
-        normalizes with the batch statistics (FusedBatchNormV3, whose second
-        derivative is exact, unlike `tf.nn.moments` with its stop_gradient)
-        and updates the moving statistics with momentum 0.99 and the biased
-        batch variance, as `keras.layers.BatchNormalization` does.
-        """
-
-        def __init__(self, momentum=0.99, epsilon=1e-3, **kwargs):
-            super().__init__(**kwargs)
-            self.momentum, self.epsilon = momentum, epsilon
-
-        def build(self, input_shape):
-            channels = (input_shape[-1],)
-            self.gamma = self.add_weight(shape=channels, initializer="ones", name="gamma")
-            self.beta = self.add_weight(shape=channels, initializer="zeros", name="beta")
-            self.moving_mean = self.add_weight(shape=channels, initializer="zeros",
-                                               trainable=False, name="moving_mean")
-            self.moving_variance = self.add_weight(shape=channels, initializer="ones",
-                                                   trainable=False, name="moving_variance")
-
-        def call(self, inputs, training=None):
-            gamma, beta = tf.convert_to_tensor(self.gamma), tf.convert_to_tensor(self.beta)
-            if not training:
-                outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(
-                    inputs, gamma, beta, mean=tf.convert_to_tensor(self.moving_mean),
-                    variance=tf.convert_to_tensor(self.moving_variance),
-                    epsilon=self.epsilon, is_training=False)
-                return outputs
-            outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
-                inputs, gamma, beta, epsilon=self.epsilon, is_training=True)
-            count = tf.cast(tf.size(inputs) // tf.shape(inputs)[-1], variance.dtype)
-            variance = variance * (count - 1.0) / count  # The kernel returns the unbiased one.
-            self.moving_mean.assign(self.moving_mean * self.momentum
-                                    + tf.stop_gradient(mean) * (1.0 - self.momentum))
-            self.moving_variance.assign(self.moving_variance * self.momentum
-                                        + tf.stop_gradient(variance) * (1.0 - self.momentum))
-            return outputs
-
-    return FusedBatchNorm
+    return keras.Model(inputs, x, name="keras_bn_conv4")
 
 
 def machine_description() -> str:

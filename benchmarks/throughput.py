@@ -51,9 +51,9 @@ def parse_args(argv=None):
                         help="also run with the mixed_bfloat16 policy on the model")
     parser.add_argument("--recompute", action="store_true",
                         help="also run second-order MAML with recompute_inner_steps=True")
-    parser.add_argument("--fused_bn", action="store_true",
-                        help="also run an experimental conv4 whose batch norm is TensorFlow's "
-                        "fused kernel (benchmarks/_common.py), not keras.layers.BatchNormalization")
+    parser.add_argument("--keras_bn", action="store_true",
+                        help="also run conv4 with keras.layers.BatchNormalization instead of "
+                        "tfmeta.layers.BatchNormalization (the fused kernel), for comparison")
     parser.add_argument("--torch", action="store_true", help="run the PyTorch peer too")
     parser.add_argument("--torch_python", default=default_torch_python(),
                         help="a Python with torch==2.13.0 (a separate venv, never a tfmeta "
@@ -143,8 +143,8 @@ def main(argv=None):
         variants.append(("tfmeta-bf16", False, "mixed_bfloat16", {}))
     if args.recompute:
         variants.append(("tfmeta-recompute", False, None, {"recompute_inner_steps": True}))
-    if args.fused_bn:
-        variants.append(("tfmeta-fusedbn", False, None, {"fused_batch_norm": True}))
+    if args.keras_bn:
+        variants.append(("tfmeta-kerasbn", False, None, {"keras_batch_norm": True}))
     print(f"# {machine_description()} mode={args.mode} "
           f"steps_per_execution={args.steps_per_execution} seconds={args.seconds}", flush=True)
     for name in names:

@@ -16,6 +16,7 @@ def test_conv4_shapes_and_layers():
     kinds = [type(layer).__name__ for layer in encoder.layers[1:5]]
     assert kinds == ["Conv2D", "BatchNormalization", "ReLU", "MaxPooling2D"]
     assert encoder.layers[2].momentum == 0.9
+    assert isinstance(encoder.layers[2], tfmeta.layers.BatchNormalization)
 
 
 def test_mlp_is_the_maml_regressor():

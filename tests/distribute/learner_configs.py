@@ -16,7 +16,7 @@ def bn_regressor():
     """1-8-1 regressor with batch norm (moving statistics updated by the learners)."""
     inputs = keras.Input((1,))
     x = keras.layers.Dense(8, name="hidden")(inputs)
-    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = tfmeta.layers.BatchNormalization(name="bn")(x)
     x = keras.layers.Activation("tanh")(x)
     return keras.Model(inputs, keras.layers.Dense(1, name="out")(x), name="bn_regressor")
 

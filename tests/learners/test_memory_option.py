@@ -13,7 +13,7 @@ def tiny_conv_bn(seed=1):
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((6, 6, 1))
     x = keras.layers.Conv2D(3, 3, activation="tanh")(inputs)
-    x = keras.layers.BatchNormalization()(x)
+    x = tfmeta.layers.BatchNormalization()(x)
     x = keras.layers.Flatten()(x)
     return keras.Model(inputs, keras.layers.Dense(1)(x))
 

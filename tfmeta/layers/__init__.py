@@ -1,5 +1,6 @@
 """Keras layers for meta-learning."""
 
+from tfmeta.layers.batch_normalization import BatchNormalization
 from tfmeta.layers.prototype_logits import PrototypeLogits
 
-__all__ = ["PrototypeLogits"]
+__all__ = ["BatchNormalization", "PrototypeLogits"]

@@ -1,5 +1,7 @@
 """Model-Agnostic Meta-Learning (Finn et al., 2017), second or first order."""
 
+import warnings
+
 import keras
 import tensorflow as tf
 
@@ -22,6 +24,11 @@ class MAML(GradientLearner):
     learns one inner learning rate per weight (Meta-SGD, Li et al., 2017) and
     `"per_step"` one per weight tensor and inner step (MAML++ LSLR, Antoniou et
     al., 2019); learned rates start at `inner_learning_rate`.
+
+    Batch norm: use `tfmeta.layers.BatchNormalization` (as `tfmeta.backbones.conv4`
+    does). On TensorFlow, `keras.layers.BatchNormalization` has an exact first
+    derivative but not an exact second one (its variance stops the gradient
+    through the mean), so second-order MAML warns when the model contains it.
 
     Args:
         model: a built Keras model mapping examples to logits (classification)
@@ -81,6 +88,8 @@ class MAML(GradientLearner):
             **kwargs,
         )
         self.first_order = bool(first_order)
+        if not self.first_order:
+            _warn_about_keras_batch_norm(model)
 
     def compute_meta_gradients(self, support_x, support_y, query_x, query_y, sample_weight):
         inputs = {"support_x": support_x, "support_y": support_y, "query_x": query_x}
@@ -98,3 +107,20 @@ class MAML(GradientLearner):
 
     def get_config(self):
         return {**super().get_config(), "first_order": self.first_order}
+
+
+def _warn_about_keras_batch_norm(model: keras.Model) -> None:
+    pending = list(getattr(model, "layers", []))
+    while pending:
+        layer = pending.pop()
+        if isinstance(layer, keras.layers.BatchNormalization):
+            warnings.warn(
+                f"Layer {layer.name!r} is a keras.layers.BatchNormalization, whose second "
+                "derivative on TensorFlow drops a term (tf.nn.moments stops the gradient "
+                "through the mean), so second-order MAML's meta-gradient through it is "
+                "approximate. Use tfmeta.layers.BatchNormalization (same arguments and "
+                "moving statistics, exact, and faster on images) or first_order=True.",
+                stacklevel=3,
+            )
+            return
+        pending.extend(getattr(layer, "layers", []))
