@@ -154,6 +154,10 @@ def evaluate(learner, r: Recipe, split: str, episodes: int, seed: int, data_dir,
     dataset = tfmeta.data.omniglot(split, ways=r.ways, shots=r.shots, queries=r.test_queries,
                                    meta_batch_size=batch, scheme=r.scheme, seed=seed,
                                    data_dir=data_dir)
+    if r.learner != "protonet":
+        # A dynamic meta-batch size makes MAML/Reptile run tasks through tf.map_fn: one
+        # traced task instead of `batch` unrolled copies of `eval_inner_steps` steps each.
+        dataset = dataset.unbatch().batch(batch)
     logs = learner.evaluate(dataset, steps=episodes // batch, verbose=0, return_dict=True)
     return 100.0 * logs["accuracy"], 100.0 * logs["accuracy_ci95"]
 
@@ -217,6 +221,8 @@ def main(argv=None) -> dict:
                         help="also test the trained model on these settings' test episodes "
                              "(recorded under `also_tested`; same ways as trained for MAML)")
     parser.add_argument("--steps_per_execution", type=int, default=1)
+    parser.add_argument("--policy", default=None,
+                        help="Keras dtype policy of the model, e.g. mixed_bfloat16 (opt-in)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data_dir", default=None, help="default: $TFMETA_DATA_DIR")
     parser.add_argument("--output_dir", default="benchmarks/omniglot_results")
@@ -245,6 +251,8 @@ def main(argv=None) -> dict:
     import tfmeta
 
     keras.utils.set_random_seed(args.seed)
+    if args.policy:
+        keras.config.set_dtype_policy(args.policy)
     learner = build_learner(r, iterations, spe)
     train = tfmeta.data.omniglot(
         "train", ways=r.train_ways, shots=r.train_shots, queries=r.train_queries,

@@ -53,6 +53,10 @@ class ProtoNet(MetaLearner):
         self.prototype_logits = PrototypeLogits(
             ways=ways, distance=distance, scale=cosine_scale, learn_scale=learn_cosine_scale,
             name="prototype_logits",
+            # Distances as |q|^2 - 2 q.p + |p|^2 cancel badly in 16-bit floats, so under a
+            # mixed-precision policy they are computed in float32 (like Keras' losses).
+            dtype="float32" if {encoder.compute_dtype, keras.config.dtype_policy().compute_dtype}
+            & {"float16", "bfloat16"} else None,
         )
 
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, jit_compile="auto", **kwargs):
