@@ -111,7 +111,7 @@ def build_learner(workload: Workload, jit_compile: bool = False, policy: str | N
 
 
 def keras_bn_conv4(input_shape=(28, 28, 1), filters=64, num_classes=None):
-    """conv4 as tfmeta built it before 0.2: `keras.layers.BatchNormalization` (for comparison).
+    """conv4 as tfmeta built it before its own batch norm layer (for comparison).
 
     Same layers and momentum as `tfmeta.backbones.conv4`, but Keras' batch norm
     (unfused on TensorFlow, and only first-order exact, see
@@ -132,15 +132,20 @@ def keras_bn_conv4(input_shape=(28, 28, 1), filters=64, num_classes=None):
     return keras.Model(inputs, x, name="keras_bn_conv4")
 
 
-def machine_description() -> str:
-    """CPU model, core count and library versions, for the results table."""
-    model = platform.processor() or "unknown"
+def cpu_model(default: str) -> str:
+    """`lscpu`'s model name, else `default`."""
     try:
         for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
             if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return default
+
+
+def machine_description() -> str:
+    """CPU model, core count and library versions, for the results table."""
     import tensorflow as tf
 
+    model = cpu_model(platform.processor() or "unknown")
     return f"cpu={model!r} cores={os.cpu_count()} tensorflow={tf.__version__}"

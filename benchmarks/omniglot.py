@@ -35,10 +35,12 @@ import math
 import os
 import platform
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import cpu_model  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -137,13 +139,7 @@ def eval_meta_batch(episodes: int, largest: int = 50) -> int:
 
 
 def hardware() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
+    model = cpu_model(platform.processor() or platform.machine())
     return f"{model}, {os.cpu_count()} cores (CPU only, shared)"
 
 

@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 import tfmeta
 
@@ -44,3 +45,18 @@ def model_weights(model):
 
 def as_episodes(inputs, query_y):
     return list(zip(inputs["support_x"], inputs["support_y"], inputs["query_x"], query_y))
+
+
+def meta_gradients(learner, inputs, query_y):
+    """Loss and gradients, ordered as the model's weights followed by the learned rates."""
+    loss, _, gradients = learner.compute_meta_gradients(
+        tf.constant(inputs["support_x"]),
+        tf.constant(inputs["support_y"]),
+        tf.constant(inputs["query_x"]),
+        tf.constant(query_y),
+        None,
+    )
+    by_variable = {id(v): g.numpy() for v, g in zip(learner.trainable_variables, gradients)}
+    ordered = list(learner.model.trainable_variables) + list(learner._inner_rates or [])
+    assert len(ordered) == len(gradients)
+    return float(loss), [by_variable[id(v)] for v in ordered]

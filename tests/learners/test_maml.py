@@ -3,10 +3,10 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from episode_fixtures import (
     as_episodes,
     classification_episodes,
+    meta_gradients,
     model_weights,
     regression_episodes,
     tanh_mlp,
@@ -22,20 +22,6 @@ def compiled(learner, optimizer=None):
     learner.compile(optimizer=optimizer or keras.optimizers.SGD(1.0), loss="mse")
     return learner
 
-
-def meta_gradients(learner, inputs, query_y):
-    """Loss and gradients, ordered as the model's weights followed by the learned rates."""
-    loss, _, gradients = learner.compute_meta_gradients(
-        tf.constant(inputs["support_x"]),
-        tf.constant(inputs["support_y"]),
-        tf.constant(inputs["query_x"]),
-        tf.constant(query_y),
-        None,
-    )
-    by_variable = {id(v): g.numpy() for v, g in zip(learner.trainable_variables, gradients)}
-    ordered = list(learner.model.trainable_variables) + list(learner._inner_rates or [])
-    assert len(ordered) == len(gradients)
-    return float(loss), [by_variable[id(v)] for v in ordered]
 
 
 @pytest.mark.parametrize("steps", [1, 2, 3])

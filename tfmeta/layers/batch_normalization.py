@@ -89,7 +89,6 @@ class BatchNormalization(keras.layers.Layer):
         self.gamma_initializer = keras.initializers.get(gamma_initializer)
         self.moving_mean_initializer = keras.initializers.get(moving_mean_initializer)
         self.moving_variance_initializer = keras.initializers.get(moving_variance_initializer)
-        self.supports_masking = False
 
     def build(self, input_shape):
         if len(input_shape) < 2 or input_shape[-1] is None:

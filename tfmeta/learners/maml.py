@@ -110,9 +110,7 @@ class MAML(GradientLearner):
 
 
 def _warn_about_keras_batch_norm(model: keras.Model) -> None:
-    pending = list(getattr(model, "layers", []))
-    while pending:
-        layer = pending.pop()
+    for layer in model._flatten_layers(include_self=False):
         if isinstance(layer, keras.layers.BatchNormalization):
             warnings.warn(
                 f"Layer {layer.name!r} is a keras.layers.BatchNormalization, whose second "
@@ -123,4 +121,3 @@ def _warn_about_keras_batch_norm(model: keras.Model) -> None:
                 stacklevel=3,
             )
             return
-        pending.extend(getattr(layer, "layers", []))
