@@ -12,9 +12,6 @@ from tfmeta import backbones, callbacks, data
 from tfmeta.cli.experiment import Experiment
 from tfmeta.learners import MAML, MetaLearner, ProtoNet, Reptile
 
-# Sinusoid tasks have no class split: each split is its own stream of tasks.
-_SINUSOID_SPLIT_SEEDS = {"train": 0, "validation": 1_000_000_007, "test": 2_000_000_011}
-
 
 def episodes(
     experiment: Experiment,
@@ -29,8 +26,11 @@ def episodes(
 ) -> tf.data.Dataset:
     """The endless episode dataset of `experiment.dataset` for `split`.
 
+    The dataset comes from the registry (`tfmeta.data.get_dataset`), with the experiment's
+    values of the dataset's options.
+
     Args:
-        experiment: Gives the dataset and its image size and class split.
+        experiment: Gives the dataset and its options (image size, class split, ...).
         split: "train", "validation" or "test". Sinusoid splits are independent task
             streams (different seeds), as sinusoid tasks have no classes.
         ways: Classes per episode (ignored for sinusoid).
@@ -51,21 +51,22 @@ def episodes(
     TensorShape([4, 10, 1])
 
     """
-    if experiment.dataset == "sinusoid":
-        if split not in _SINUSOID_SPLIT_SEEDS:
-            raise ValueError(
-                "Invalid value for argument `split`: expected one of "
-                f"{sorted(_SINUSOID_SPLIT_SEEDS)}. Received: split={split!r}"
-            )
-        return data.sinusoid(
-            shots=shots, queries=queries, meta_batch_size=meta_batch_size,
-            seed=seed + _SINUSOID_SPLIT_SEEDS[split],
-        )
-    return data.omniglot(
-        split=split, ways=ways, shots=shots, queries=queries, meta_batch_size=meta_batch_size,
-        image_size=experiment.image_size, scheme=experiment.scheme, seed=seed,
-        data_dir=data_dir,
+    spec = data.get_dataset(experiment.dataset)
+    return spec.episodes(
+        split, ways=ways, shots=shots, queries=queries, meta_batch_size=meta_batch_size,
+        seed=seed, data_dir=data_dir, **dataset_options(experiment),
     )
+
+
+def dataset_options(experiment: Experiment) -> dict[str, Any]:
+    """The experiment's values of its dataset's options (e.g. `image_size`, `scheme`)."""
+    spec = data.get_dataset(experiment.dataset)
+    return {name: getattr(experiment, name) for name in spec.options}
+
+
+def example_shape(experiment: Experiment) -> tuple[int, ...]:
+    """The shape of one example of the experiment's dataset, e.g. `(28, 28, 1)`."""
+    return tuple(data.get_dataset(experiment.dataset).example_shape(dataset_options(experiment)))
 
 
 def dynamic_meta_batch(dataset: tf.data.Dataset, meta_batch_size: int) -> tf.data.Dataset:
@@ -90,10 +91,11 @@ def backbone(experiment: Experiment) -> keras.Model:
     (None, 1)
 
     """
+    input_shape = example_shape(experiment)
     if experiment.regression:
-        return backbones.mlp(input_shape=(1,), hidden_units=experiment.hidden_units,
+        return backbones.mlp(input_shape=input_shape, hidden_units=experiment.hidden_units,
                              output_units=1)
-    image_shape = (experiment.image_size, experiment.image_size, 1)
+    image_shape = input_shape
     head = None if experiment.learner == "protonet" else experiment.ways
     if experiment.backbone == "conv4":
         return backbones.conv4(image_shape, filters=experiment.filters, num_classes=head)

@@ -9,7 +9,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-DATASETS = ("sinusoid", "omniglot")
+from tfmeta import data
+
 LEARNERS = ("maml", "fomaml", "reptile", "protonet")
 OPTIMIZERS = ("adam", "sgd")
 LR_DECAYS = ("none", "step", "linear")
@@ -44,7 +45,8 @@ class Experiment:
     training value), so a ProtoNet trained on 60-way episodes evaluates 5-way.
 
     Args:
-        dataset: "sinusoid" (regression) or "omniglot" (classification).
+        dataset: A registered dataset (`tfmeta.data.list_datasets()`), e.g. "omniglot" or
+            "sinusoid" (regression).
         learner: "maml", "fomaml" (first-order MAML), "reptile" or "protonet".
         ways: Classes per training episode (classification).
         shots: Support examples per class (per task for sinusoid) in training.
@@ -138,7 +140,7 @@ class Experiment:
     @property
     def regression(self) -> bool:
         """Whether tasks are regression tasks (sinusoid) rather than classification."""
-        return self.dataset == "sinusoid"
+        return data.get_dataset(self.dataset).regression
 
     @property
     def eval_ways(self) -> int:
@@ -224,7 +226,7 @@ class Experiment:
     # === Checks ===
 
     def _check(self) -> None:
-        _choice("dataset", self.dataset, DATASETS)
+        _choice("dataset", self.dataset, data.list_datasets())
         _choice("learner", self.learner, LEARNERS)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("lr_decay", self.lr_decay, LR_DECAYS)

@@ -19,10 +19,10 @@ import dataclasses
 
 from absl import flags
 
+from tfmeta import data
 from tfmeta.cli import launcher
 from tfmeta.cli.experiment import (
     BACKBONES,
-    DATASETS,
     LEARNERS,
     LR_DECAYS,
     OPTIMIZERS,
@@ -53,7 +53,8 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> list[flags.Flag
                           "multi_worker (the machines TF_CONFIG lists; run the same command "
                           "on each, with a --model_dir they all see).", **fv),
         # === Experiment ===
-        flags.DEFINE_enum("dataset", d.dataset, DATASETS, "Task family.", **fv),
+        flags.DEFINE_enum("dataset", d.dataset, data.list_datasets(), "Dataset, from the "
+                          "registry (tfmeta.data.list_datasets()).", **fv),
         flags.DEFINE_enum("learner", d.learner, LEARNERS, "Meta-learning algorithm.", **fv),
         flags.DEFINE_integer("ways", d.ways, "Classes per training episode.", **fv),
         flags.DEFINE_integer("shots", d.shots, "Support examples per class (per task for "

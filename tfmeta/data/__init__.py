@@ -1,4 +1,7 @@
-"""Episodic datasets: the episode sampler, Omniglot and sinusoid tasks, data locations."""
+"""Episodic datasets: the episode sampler, the dataset registry, the datasets, data locations.
+
+`list_datasets()` names every registered dataset; `get_dataset(name)` describes one.
+"""
 
 from tfmeta.data.data_dir import resolve_cache_dir as resolve_cache_dir
 from tfmeta.data.data_dir import resolve_data_dir as resolve_data_dir
@@ -8,15 +11,23 @@ from tfmeta.data.omniglot import load_omniglot as load_omniglot
 from tfmeta.data.omniglot import omniglot as omniglot
 from tfmeta.data.omniglot_splits import SCHEMES as OMNIGLOT_SCHEMES
 from tfmeta.data.omniglot_splits import SPLITS as OMNIGLOT_SPLITS
+from tfmeta.data.registry import DatasetSpec as DatasetSpec
+from tfmeta.data.registry import get_dataset as get_dataset
+from tfmeta.data.registry import list_datasets as list_datasets
+from tfmeta.data.registry import register as register
 from tfmeta.data.sinusoid import sinusoid as sinusoid
 
 __all__ = [
+    "DatasetSpec",
     "OMNIGLOT_SCHEMES",
     "OMNIGLOT_SPLITS",
     "OmniglotImages",
     "episodes",
+    "get_dataset",
+    "list_datasets",
     "load_omniglot",
     "omniglot",
+    "register",
     "resolve_cache_dir",
     "resolve_data_dir",
     "sinusoid",

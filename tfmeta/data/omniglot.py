@@ -21,6 +21,7 @@ from tfmeta.data.omniglot_splits import (
     split_classes,
 )
 from tfmeta.data.png_decoding import decode_drawings
+from tfmeta.data.registry import DatasetSpec, register
 from tfmeta.data.sampling import EpisodeSampler
 
 DRAWINGS_PER_CHARACTER = omniglot_source.DRAWINGS_PER_CHARACTER
@@ -255,3 +256,21 @@ def _load_ink(
         loaded[0].setflags(write=False)
         _MEMORY_CACHE[key] = loaded
         return loaded
+
+
+def _build_split(split, ways, shots, queries, meta_batch_size, seed, data_dir, **options):
+    return omniglot(split, ways=ways, shots=shots, queries=queries,
+                    meta_batch_size=meta_batch_size, seed=seed, data_dir=data_dir, **options)
+
+
+SPEC = register(
+    DatasetSpec(
+        name="omniglot",
+        build=_build_split,
+        task="classification",
+        example="image",
+        options=("image_size", "scheme"),
+        example_shape=lambda options: (options.get("image_size", 28),) * 2 + (1,),
+        description="Omniglot handwritten characters (Lake et al. 2015), greyscale.",
+    )
+)

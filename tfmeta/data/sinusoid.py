@@ -9,8 +9,12 @@ import tensorflow as tf
 
 from tfmeta.data.arguments import check_int_in_range, invalid_value
 from tfmeta.data.episodes import with_data_sharding
+from tfmeta.data.registry import DatasetSpec, register
 
 _ALGORITHM = "philox"
+
+# Sinusoid tasks have no class split: each split is its own stream of tasks.
+SPLIT_SEEDS = {"train": 0, "validation": 1_000_000_007, "test": 2_000_000_011}
 
 
 def sinusoid(
@@ -97,3 +101,24 @@ def _check_range(name: str, value: tuple[float, float]) -> tuple[float, float]:
     if not low < high:
         raise invalid_value(name, "a pair (low, high) of numbers with low < high", value)
     return low, high
+
+
+def _build_split(split, ways, shots, queries, meta_batch_size, seed, data_dir):
+    """The registry's entry: split names pick independent task streams; `ways` is unused."""
+    del ways, data_dir  # Regression tasks have no classes and no files.
+    if split not in SPLIT_SEEDS:
+        raise invalid_value("split", "one of " + ", ".join(SPLIT_SEEDS), split)
+    return sinusoid(shots=shots, queries=queries, meta_batch_size=meta_batch_size,
+                    seed=seed + SPLIT_SEEDS[split])
+
+
+SPEC = register(
+    DatasetSpec(
+        name="sinusoid",
+        build=_build_split,
+        task="regression",
+        example="vector",
+        example_shape=lambda options: (1,),
+        description="Sine-wave regression tasks y = A sin(x - phase) (Finn et al. 2017).",
+    )
+)

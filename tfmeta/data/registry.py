@@ -1,0 +1,146 @@
+"""The dataset registry: every named episodic dataset, described once.
+
+A dataset is one module of `tfmeta.data` that defines its entry point (e.g.
+`tfmeta.data.omniglot`) and registers a `DatasetSpec` for it. The command line
+(`--dataset`), the configs, the benchmarks and the tests look datasets up here, so a new
+dataset needs no new branch anywhere else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import tensorflow as tf
+
+TASKS = ("classification", "regression")
+EXAMPLES = ("image", "text", "vector")
+
+PathLike = str | os.PathLike[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """How to build one named dataset's episodes, and what they hold.
+
+    Attributes:
+        name: The registry name, e.g. "omniglot" (what `--dataset` takes).
+        build: `build(split, ways, shots, queries, meta_batch_size, seed, data_dir, **options)`
+            returns the endless episode dataset of `split` (one of `splits`). Datasets
+            without classes (regression) ignore `ways`.
+        task: "classification" (int32 labels) or "regression" (float32 targets).
+        example: "image" (`[H, W, C]` float32), "text" (tf.string scalars) or "vector".
+        options: Dataset-specific keyword arguments of `build` (e.g. `("image_size",
+            "scheme")`); the command line passes its flags of the same names.
+        example_shape: Maps the options to the shape of one example, e.g.
+            `{"image_size": 28} -> (28, 28, 1)`; `()` for text.
+        splits: The split names `build` accepts.
+        description: One line for listings and `--helpfull`.
+
+    Example:
+    >>> spec = DatasetSpec(
+    ...     name="toy", build=lambda split, ways, shots, queries, meta_batch_size, seed,
+    ...     data_dir: None, task="classification", example="vector",
+    ...     example_shape=lambda options: (4,))
+    >>> spec.regression
+    False
+    """
+
+    name: str
+    build: Callable[..., tf.data.Dataset]
+    task: str
+    example: str
+    example_shape: Callable[[Mapping[str, Any]], tuple[int, ...]]
+    options: tuple[str, ...] = ()
+    splits: tuple[str, ...] = ("train", "validation", "test")
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(
+                f"Invalid value for argument `task`: expected one of {TASKS}. "
+                f"Received: task={self.task!r}"
+            )
+        if self.example not in EXAMPLES:
+            raise ValueError(
+                f"Invalid value for argument `example`: expected one of {EXAMPLES}. "
+                f"Received: example={self.example!r}"
+            )
+
+    @property
+    def regression(self) -> bool:
+        """Whether the tasks are regression tasks (float targets) rather than classes."""
+        return self.task == "regression"
+
+    def episodes(
+        self,
+        split: str,
+        *,
+        ways: int,
+        shots: int,
+        queries: int,
+        meta_batch_size: int,
+        seed: int = 0,
+        data_dir: PathLike | None = None,
+        **options: Any,
+    ) -> tf.data.Dataset:
+        """Builds the episode dataset of `split`; `options` must be among `self.options`."""
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            raise ValueError(
+                f"Invalid arguments for dataset {self.name!r}: {unknown} are not among its "
+                f"options {list(self.options)}."
+            )
+        return self.build(split, ways, shots, queries, meta_batch_size, seed, data_dir,
+                          **options)
+
+
+_REGISTRY: dict[str, DatasetSpec] = {}
+
+
+def register(spec: DatasetSpec) -> DatasetSpec:
+    """Adds `spec` to the registry under `spec.name` and returns it.
+
+    Raises:
+        ValueError: If another dataset already has that name.
+
+    Example:
+    >>> "omniglot" in list_datasets()
+    True
+    """
+    existing = _REGISTRY.get(spec.name)
+    if existing is not None and existing is not spec:
+        raise ValueError(f"A dataset named {spec.name!r} is already registered.")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def list_datasets() -> tuple[str, ...]:
+    """The names of every registered dataset, sorted.
+
+    Example:
+    >>> {"omniglot", "sinusoid"} <= set(list_datasets())
+    True
+    """
+    return tuple(sorted(_REGISTRY))
+
+
+def get_dataset(name: str) -> DatasetSpec:
+    """The `DatasetSpec` registered as `name`.
+
+    Raises:
+        ValueError: If no dataset has that name (the message lists the names).
+
+    Example:
+    >>> get_dataset("sinusoid").regression
+    True
+    """
+    if not isinstance(name, str) or name not in _REGISTRY:
+        raise ValueError(
+            "Invalid value for argument `dataset`: expected one of "
+            + ", ".join(list_datasets())
+            + f". Received: dataset={name!r}"
+        )
+    return _REGISTRY[name]
