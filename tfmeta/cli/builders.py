@@ -118,19 +118,33 @@ def learner(experiment: Experiment) -> MetaLearner:
         # XLA needs a static number of ways; otherwise it comes from each episode's labels,
         # so a ProtoNet trained 60-way evaluates 5-way.
         return ProtoNet(model, ways=experiment.ways if experiment.jit_compile else None)
+    inner = {
+        "inner_steps": experiment.inner_steps,
+        "inner_learning_rate": experiment.inner_learning_rate,
+        "eval_inner_steps": experiment.eval_inner_steps,
+        "transductive": experiment.transductive,
+        "inner_optimizer": inner_optimizer(experiment),
+        "inner_batch_size": experiment.inner_batch_size,
+    }
     if experiment.learner == "reptile":
-        return Reptile(
-            model, inner_steps=experiment.inner_steps,
-            inner_learning_rate=experiment.inner_learning_rate,
-            eval_inner_steps=experiment.eval_inner_steps,
-            transductive=experiment.transductive,
-        )
+        return Reptile(model, **inner)
     return MAML(
-        model, inner_steps=experiment.inner_steps,
-        inner_learning_rate=experiment.inner_learning_rate,
-        first_order=experiment.first_order, eval_inner_steps=experiment.eval_inner_steps,
-        transductive=experiment.transductive,
+        model, first_order=experiment.first_order,
+        multi_step_loss_steps=experiment.multi_step_loss_steps,
+        first_order_steps=experiment.first_order_steps,
+        per_step_batch_norm=experiment.per_step_batch_norm,
+        learn_inner_learning_rate=(None if experiment.learn_inner_learning_rate == "none"
+                                   else experiment.learn_inner_learning_rate),
+        **inner,
     )
+
+
+def inner_optimizer(experiment: Experiment) -> str | keras.optimizers.Optimizer:
+    """The inner loop's optimizer: "sgd", or Adam with the experiment's rate and beta_1."""
+    if experiment.inner_optimizer == "adam":
+        return keras.optimizers.Adam(learning_rate=experiment.inner_learning_rate,
+                                     beta_1=experiment.inner_adam_beta_1)
+    return "sgd"
 
 
 def learning_rate(experiment: Experiment) -> Any:
@@ -138,7 +152,8 @@ def learning_rate(experiment: Experiment) -> Any:
 
     "step" multiplies it by `lr_decay_rate` every `lr_decay_episodes` training
     episodes (ProtoNet halves it every 2,000); "linear" anneals it to
-    `final_learning_rate` over `train_steps` (Reptile's meta step size).
+    `final_learning_rate` over `train_steps` (Reptile's meta step size); "cosine" anneals
+    it along a half cosine to `final_learning_rate` at `train_steps` (MAML++).
     """
     if experiment.lr_decay == "step":
         return callbacks.EpisodeStepDecay(
@@ -146,6 +161,12 @@ def learning_rate(experiment: Experiment) -> Any:
             decay_episodes=experiment.lr_decay_episodes,
             decay_rate=experiment.lr_decay_rate,
             meta_batch_size=experiment.meta_batch_size,
+        )
+    if experiment.lr_decay == "cosine":
+        return keras.optimizers.schedules.CosineDecay(
+            experiment.learning_rate,
+            decay_steps=experiment.train_steps,
+            alpha=experiment.final_learning_rate / experiment.learning_rate,
         )
     if experiment.lr_decay == "linear":
         return keras.optimizers.schedules.PolynomialDecay(

@@ -13,7 +13,9 @@ from tfmeta import data
 
 LEARNERS = ("maml", "fomaml", "reptile", "protonet")
 OPTIMIZERS = ("adam", "sgd")
-LR_DECAYS = ("none", "step", "linear")
+LR_DECAYS = ("none", "step", "linear", "cosine")
+INNER_OPTIMIZERS = ("sgd", "adam")
+LEARNED_RATES = ("none", "per_parameter", "per_step")
 SCHEMES = ("vinyals", "maml", "lake")
 BACKBONES = ("conv4", "mlp")
 
@@ -61,10 +63,22 @@ class Experiment:
         eval_inner_steps: Adaptation steps in evaluation and serving (default: `inner_steps`).
         first_order: First-order MAML (`learner="fomaml"` implies it).
         transductive: Batch norm uses the episode's statistics in evaluation (MAML, Reptile).
+        inner_optimizer: The inner loop's optimizer, "sgd" or "adam" (state fresh per task;
+            Reptile's paper uses Adam with `inner_adam_beta_1=0`).
+        inner_adam_beta_1: `beta_1` of the inner Adam.
+        inner_batch_size: Support examples per inner step, cycling through the support set
+            (default: all of it).
+        learn_inner_learning_rate: "none", "per_parameter" (Meta-SGD) or "per_step" (MAML++
+            LSLR): learned inner learning rates (MAML).
+        multi_step_loss_steps: MAML++ multi-step loss, annealed over this many steps.
+        first_order_steps: MAML++ derivative-order annealing: first order for this many
+            steps, then second order.
+        per_step_batch_norm: MAML++ per-step batch-norm weights, biases and statistics.
         optimizer: The meta-optimizer, "adam" or "sgd" (Reptile's outer step is SGD).
         learning_rate: Its (initial) learning rate.
         lr_decay: "none"; "step": times `lr_decay_rate` every `lr_decay_episodes` training
-            episodes; "linear": down to `final_learning_rate` at `train_steps`.
+            episodes; "linear": down to `final_learning_rate` at `train_steps`; "cosine":
+            cosine annealing to `final_learning_rate` at `train_steps` (MAML++).
         lr_decay_episodes: Training episodes between two "step" decays.
         lr_decay_rate: Factor of each "step" decay.
         final_learning_rate: Learning rate at the end of a "linear" decay.
@@ -104,6 +118,14 @@ class Experiment:
     eval_inner_steps: int | None = None
     first_order: bool = False
     transductive: bool = True
+    inner_optimizer: str = "sgd"
+    inner_adam_beta_1: float = 0.9
+    inner_batch_size: int | None = None
+    # === MAML++ (Antoniou et al., 2019) ===
+    learn_inner_learning_rate: str = "none"
+    multi_step_loss_steps: int | None = None
+    first_order_steps: int | None = None
+    per_step_batch_norm: bool = False
     # === Meta-optimizer ===
     optimizer: str = "adam"
     learning_rate: float = 1e-3
@@ -230,6 +252,9 @@ class Experiment:
         _choice("learner", self.learner, LEARNERS)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("lr_decay", self.lr_decay, LR_DECAYS)
+        _choice("inner_optimizer", self.inner_optimizer, INNER_OPTIMIZERS)
+        _choice("learn_inner_learning_rate", self.learn_inner_learning_rate, LEARNED_RATES)
+        self._check_inner_loop_options()
         _choice("scheme", self.scheme, SCHEMES)
         _choice("backbone", self.backbone, BACKBONES)
         for name in ("ways", "shots", "queries", "test_episodes", "meta_batch_size",
@@ -268,6 +293,31 @@ class Experiment:
                 "Invalid value for flag `--test_ways`: with --jit_compile, ProtoNet's number of "
                 "ways is fixed when it is built, so --test_ways must equal --ways. Received: "
                 f"--ways={self.ways}, --test_ways={self.test_ways} (or leave --jit_compile off)"
+            )
+
+    def _check_inner_loop_options(self) -> None:
+        """Refuses inner-loop and MAML++ settings that the chosen learner cannot honour."""
+        for name in ("inner_batch_size", "multi_step_loss_steps", "first_order_steps"):
+            if getattr(self, name) is not None:
+                _positive_int(name, getattr(self, name))
+        beta = self.inner_adam_beta_1
+        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0 <= beta < 1:
+            raise _invalid("inner_adam_beta_1", "a number in [0, 1)", beta)
+        maml_only = {"learn_inner_learning_rate": self.learn_inner_learning_rate != "none",
+                     "multi_step_loss_steps": self.multi_step_loss_steps is not None,
+                     "first_order_steps": self.first_order_steps is not None,
+                     "per_step_batch_norm": self.per_step_batch_norm}
+        inner = {"inner_optimizer": self.inner_optimizer != "sgd",
+                 "inner_batch_size": self.inner_batch_size is not None}
+        refused = {name for name, used in maml_only.items()
+                   if used and self.learner not in ("maml", "fomaml")}
+        refused |= {name for name, used in inner.items() if used and self.learner == "protonet"}
+        if refused:
+            name = sorted(refused)[0]
+            raise ValueError(
+                f"Invalid value for flag `--{name}`: --learner={self.learner} cannot honour it "
+                f"(it is an option of {'MAML' if name in maml_only else 'MAML and Reptile'}). "
+                f"Received: --{name}={getattr(self, name)!r}"
             )
 
 

@@ -23,6 +23,8 @@ from tfmeta import data
 from tfmeta.cli import launcher
 from tfmeta.cli.experiment import (
     BACKBONES,
+    INNER_OPTIMIZERS,
+    LEARNED_RATES,
     LEARNERS,
     LR_DECAYS,
     OPTIMIZERS,
@@ -83,13 +85,32 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> list[flags.Flag
         flags.DEFINE_boolean("transductive", d.transductive, "MAML/Reptile: batch norm uses "
                              "each episode's statistics when evaluating (MAML's protocol).",
                              **fv),
+        flags.DEFINE_enum("inner_optimizer", d.inner_optimizer, INNER_OPTIMIZERS,
+                          "MAML/Reptile: the inner loop's optimizer, with fresh state for "
+                          "every task (Reptile's paper: adam with --inner_adam_beta_1=0).", **fv),
+        flags.DEFINE_float("inner_adam_beta_1", d.inner_adam_beta_1, "beta_1 of the inner Adam.",
+                           **fv),
+        flags.DEFINE_integer("inner_batch_size", d.inner_batch_size, "MAML/Reptile: support "
+                             "examples per inner step, cycling through the support set "
+                             "(default: all of them).", **fv),
+        flags.DEFINE_enum("learn_inner_learning_rate", d.learn_inner_learning_rate,
+                          LEARNED_RATES, "MAML: learned inner learning rates, per_parameter "
+                          "(Meta-SGD) or per_step (MAML++ LSLR).", **fv),
+        flags.DEFINE_integer("multi_step_loss_steps", d.multi_step_loss_steps, "MAML++: "
+                             "meta-loss on the query set after every inner step, its weights "
+                             "annealed to the last step over this many steps.", **fv),
+        flags.DEFINE_integer("first_order_steps", d.first_order_steps, "MAML++: first-order "
+                             "meta-gradients for this many steps, then second order.", **fv),
+        flags.DEFINE_boolean("per_step_batch_norm", d.per_step_batch_norm, "MAML++: "
+                             "batch-norm weights, biases and statistics per inner step.", **fv),
         flags.DEFINE_enum("optimizer", d.optimizer, OPTIMIZERS, "Meta-optimizer (Reptile's "
                           "outer step is sgd with --learning_rate as its step size).", **fv),
         flags.DEFINE_float("learning_rate", d.learning_rate, "(Initial) learning rate of the "
                            "meta-optimizer.", **fv),
         flags.DEFINE_enum("lr_decay", d.lr_decay, LR_DECAYS, "Learning-rate schedule: none; "
                           "step: times --lr_decay_rate every --lr_decay_episodes training "
-                          "episodes; linear: down to --final_learning_rate at --train_steps.",
+                          "episodes; linear: down to --final_learning_rate at --train_steps; "
+                          "cosine: cosine annealing to --final_learning_rate (MAML++).",
                           **fv),
         flags.DEFINE_integer("lr_decay_episodes", d.lr_decay_episodes, "Training episodes "
                              "between two step decays (ProtoNet: 2000).", **fv),

@@ -5,12 +5,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras.src.losses.loss import unscale_loss_for_distribution
 
 from tfmeta.distribute.replicas import replica_mean
 from tfmeta.learners.episode import unpack_episode
+from tfmeta.learners.inner_optimizers import inner_optimizer_from
 from tfmeta.learners.meta_learner import MetaLearner
+from tfmeta.learners.per_step_batch_norm import PerStepBatchNorm
 
 LEARNED_RATE_MODES = (None, "per_parameter", "per_step")
 
@@ -104,6 +107,14 @@ class GradientLearner(MetaLearner):
     Inner steps never change the moving statistics; `train_step` updates them
     from the query pass of the adapted weights (averaged over tasks).
 
+    Inner optimizer: plain SGD by default; `inner_optimizer` may be `"adam"` or a
+    `keras.optimizers.SGD`/`Adam` instance (its settings and learning rate are used),
+    applied statelessly with its state fresh for every task (Reptile's paper adapts
+    with Adam, `beta_1=0`). `inner_batch_size` makes each inner step use a mini-batch
+    of the support set: step `t` takes the examples at positions `t*b ... t*b + b - 1`
+    (modulo the support size) of the (shuffled) support set, so successive steps cycle
+    through it, as in Reptile's code.
+
     Memory: a second-order meta-gradient keeps every inner step's
     intermediate tensors until the backward pass, so memory grows with
     `inner_steps`. With `recompute_inner_steps=True` only each step's input
@@ -123,6 +134,9 @@ class GradientLearner(MetaLearner):
         transductive: bool = True,
         recompute_inner_steps: bool = False,
         task_batching: str = "auto",
+        inner_optimizer: Any = "sgd",
+        inner_batch_size: int | None = None,
+        per_step_batch_norm: bool = False,
         **kwargs,
     ):
         super().__init__(model, **kwargs)
@@ -149,8 +163,25 @@ class GradientLearner(MetaLearner):
                 f"Invalid value for argument `task_batching`: expected one of {TASK_BATCHING}. "
                 f"Received: task_batching={task_batching!r}"
             )
+        _check_positive_int(inner_batch_size, "inner_batch_size", allow_none=True)
+        self._inner_rule, optimizer_rate = inner_optimizer_from(inner_optimizer)
+        if optimizer_rate is not None:
+            inner_learning_rate = optimizer_rate
+        if not isinstance(per_step_batch_norm, (bool, np.bool_)):
+            raise ValueError(
+                "Invalid value for argument `per_step_batch_norm`: expected True or False. "
+                f"Received: per_step_batch_norm={per_step_batch_norm!r}"
+            )
+        if per_step_batch_norm and recompute_inner_steps:
+            raise ValueError(
+                "Invalid value for argument `per_step_batch_norm`: it cannot be combined with "
+                "recompute_inner_steps=True. Received: per_step_batch_norm=True"
+            )
+        self._check_inner_options(learn_inner_learning_rate, recompute_inner_steps,
+                                  inner_batch_size)
         self.model = model
         self.task_batching = task_batching
+        self.inner_batch_size = inner_batch_size
         self.inner_steps = inner_steps
         self.inner_learning_rate = float(inner_learning_rate)
         self.eval_inner_steps = eval_inner_steps
@@ -158,10 +189,48 @@ class GradientLearner(MetaLearner):
         self.learn_inner_learning_rate = learn_inner_learning_rate
         self.transductive = bool(transductive)
         self.recompute_inner_steps = bool(recompute_inner_steps)
+        self.per_step_batch_norm = bool(per_step_batch_norm)
+        self._per_step_batch_norm = (
+            PerStepBatchNorm(self, model, inner_steps) if self.per_step_batch_norm else None
+        )
         self._adapted_indices = self._find_adapted_indices(model, self.adapt_layers)
+        if self._per_step_batch_norm is not None:
+            # MAML++ meta-learns the per-step batch-norm weights; the inner loop leaves them.
+            excluded = set(self._per_step_batch_norm.trainable_indices)
+            self._adapted_indices = [i for i in self._adapted_indices if i not in excluded]
         self._inner_rates = self._make_inner_rates()
 
     # === Configuration helpers ===
+
+    def _check_inner_options(self, learn_inner_learning_rate, recompute_inner_steps,
+                             inner_batch_size) -> None:
+        """Refuses combinations of inner-loop options that the loop cannot honour."""
+        plain_sgd = self._plain_sgd
+        if learn_inner_learning_rate is not None and not plain_sgd:
+            raise ValueError(
+                "Invalid value for argument `inner_optimizer`: learned inner learning rates "
+                "(`learn_inner_learning_rate`) scale plain SGD steps. Received: "
+                f"inner_optimizer={self._inner_rule.name!r} with "
+                f"learn_inner_learning_rate={learn_inner_learning_rate!r}"
+            )
+        if recompute_inner_steps and (not plain_sgd or inner_batch_size is not None):
+            raise ValueError(
+                "Invalid value for argument `recompute_inner_steps`: recomputed inner steps "
+                "support plain SGD on the whole support set only. Received: "
+                f"recompute_inner_steps=True with inner_optimizer={self._inner_rule.name!r}, "
+                f"inner_batch_size={inner_batch_size!r}"
+            )
+
+    @property
+    def _plain_sgd(self) -> bool:
+        return self._inner_rule.name == "sgd" and not self._inner_rule.get_config()["momentum"]
+
+    @property
+    def inner_optimizer(self) -> str | keras.optimizers.Optimizer:
+        """The inner optimizer: "sgd", or the Keras optimizer whose rule the loop applies."""
+        if self._plain_sgd:
+            return "sgd"
+        return self._inner_rule.to_keras(self.inner_learning_rate)
 
     @staticmethod
     def _find_adapted_indices(model: keras.Model, adapt_layers: list[str] | None) -> list[int]:
@@ -217,9 +286,12 @@ class GradientLearner(MetaLearner):
 
     # === The inner loop ===
 
-    def inner_loss(self, weights, non_trainable, x, y, training) -> tf.Tensor:
-        """The compiled loss (plus the model's own losses) of `weights` on `(x, y)`."""
-        outputs, _, losses = self.model.stateless_call(
+    def inner_loss(self, weights, non_trainable, x, y, training, return_updates=False):
+        """The compiled loss (plus the model's own losses) of `weights` on `(x, y)`.
+
+        With `return_updates`, also the model's updated non-trainable weights.
+        """
+        outputs, updates, losses = self.model.stateless_call(
             weights, non_trainable, x, training=training, return_losses=True
         )
         if getattr(self, "_compile_loss", None) is None:
@@ -234,7 +306,7 @@ class GradientLearner(MetaLearner):
         loss = unscale_loss_for_distribution(loss)
         if losses:
             loss = loss + tf.add_n([tf.cast(value, loss.dtype) for value in losses])
-        return loss
+        return (loss, updates) if return_updates else loss
 
     def adapt(self, weights, non_trainable, support_x, support_y, steps, first_order, training):
         """Returns the fast weights after `steps` SGD steps on the support loss of one task.
@@ -252,14 +324,41 @@ class GradientLearner(MetaLearner):
             A list of tensors, one per trainable weight of the model.
 
         """
+        return self.adapt_steps(weights, non_trainable, support_x, support_y, steps,
+                                first_order, training)[-1]
+
+    def adapt_steps(self, weights, non_trainable, support_x, support_y, steps, first_order,
+                    training, statistics=None):
+        """Like `adapt`, but returns the fast weights after every step (a list of `steps`).
+
+        `first_order` is a Python bool, or a scalar boolean tensor that decides at run
+        time (MAML's derivative-order annealing): the values are the same either way, and
+        a `True` tensor makes the meta-gradient exactly the first-order one. With
+        per-step batch norm, each step's support-pass statistics are appended to the list
+        `statistics` when one is given.
+        """
         fast = list(weights)
-        if self.recompute_inner_steps and not first_order:
+        if self.recompute_inner_steps and not tf.is_tensor(first_order) and not first_order:
             return self._recomputed_adapt(fast, non_trainable, support_x, support_y, steps,
                                           training)
+        state = None
+        if not self._plain_sgd:
+            state = [self._inner_rule.initial_state(fast[i]) for i in self._adapted_indices]
+        every_step = []
         for step in range(steps):
-            fast = self._inner_step(fast, non_trainable, support_x, support_y, step,
-                                    first_order, training)
-        return fast
+            fast, state, step_statistics = self._inner_step(
+                fast, non_trainable, support_x, support_y, step, first_order, training,
+                state=state)
+            every_step.append(fast)
+            if statistics is not None:
+                statistics.append(step_statistics)
+        return every_step
+
+    def _step_weights(self, fast, non_trainable, step):
+        """The weights a model call at inner step `step` uses (per-step batch norm's copies)."""
+        if self._per_step_batch_norm is None:
+            return fast, non_trainable
+        return self._per_step_batch_norm.at_step(fast, non_trainable, step)
 
     def _recomputed_adapt(self, fast, non_trainable, support_x, support_y, steps, training):
         """`adapt` (second order) keeping only each step's input weights for the backward pass.
@@ -271,28 +370,52 @@ class GradientLearner(MetaLearner):
         """
         forward, backward = self._recompute_functions(non_trainable, support_x, support_y,
                                                       training)
+        every_step = []
         for step in range(steps):
             fast = self._recomputed_inner_step(fast, step, forward, backward)
-        return fast
+            every_step.append(fast)
+        return every_step
 
     def _inner_step(self, fast, non_trainable, support_x, support_y, step, first_order,
-                    training, rates=None):
-        """One SGD step on the support loss: the new list of fast weights.
+                    training, rates=None, state=None):
+        """One optimizer step on the support loss: `(fast weights, state, statistics)`.
 
-        `rates` (one per adapted weight) default to `_learning_rate(position, step)`.
+        `rates` (one per adapted weight) default to `_learning_rate(position, step)`;
+        `state` (one per adapted weight) is the inner optimizer's, `None` for plain SGD.
+        `statistics` are the batch-norm statistics of the step's support pass with
+        per-step batch norm, else `None`.
         """
         fast = list(fast)
+        support_x, support_y = self._support_batch(support_x, support_y, step)
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             adapted = [fast[i] for i in self._adapted_indices]
             tape.watch(adapted)
-            loss = self.inner_loss(fast, non_trainable, support_x, support_y, training)
+            weights, statistics = self._step_weights(fast, non_trainable, step)
+            loss, updates = self.inner_loss(weights, statistics, support_x, support_y, training,
+                                            return_updates=True)
         gradients = tape.gradient(loss, adapted, unconnected_gradients="zero")
+        statistics = None
+        if self._per_step_batch_norm is not None:
+            statistics = self._per_step_batch_norm.statistics_of(updates)
+        new_state = []
         for position, (index, gradient) in enumerate(zip(self._adapted_indices, gradients)):
-            if first_order:
-                gradient = tf.stop_gradient(gradient)
+            gradient = _order(gradient, first_order)
             rate = self._learning_rate(position, step) if rates is None else rates[position]
-            fast[index] = fast[index] - rate * gradient
-        return fast
+            if state is None:
+                fast[index] = fast[index] - rate * gradient
+            else:
+                fast[index], weight_state = self._inner_rule.update(
+                    fast[index], gradient, state[position], step, rate)
+                new_state.append(weight_state)
+        return fast, (new_state if state is not None else None), statistics
+
+    def _support_batch(self, support_x, support_y, step):
+        """The support examples inner step `step` uses (all, or its cyclic mini-batch)."""
+        if self.inner_batch_size is None or step is None:
+            return support_x, support_y
+        size = tf.shape(support_y)[0]
+        rows = (step * self.inner_batch_size + tf.range(self.inner_batch_size)) % size
+        return tf.gather(support_x, rows), tf.gather(support_y, rows)
 
     def _recompute_functions(self, non_trainable, support_x, support_y, training):
         """The graph functions of one task's recomputed inner step and of its gradient.
@@ -306,8 +429,8 @@ class GradientLearner(MetaLearner):
         count = len(self._inner_rates or [])
 
         def run_step(weights, rates):
-            outputs = self._inner_step(weights, non_trainable, support_x, support_y, None,
-                                       False, training, rates=rates)
+            outputs, _, _ = self._inner_step(weights, non_trainable, support_x, support_y,
+                                             None, False, training, rates=rates)
             return [outputs[i] for i in self._adapted_indices]
 
         def split(inputs, constant_rates):
@@ -366,12 +489,20 @@ class GradientLearner(MetaLearner):
             new[index] = value
         return new
 
-    def adapt_and_predict(self, inputs, steps, first_order, training):
+    def adapt_and_predict(self, inputs, steps, first_order, training, every_step=False):
         """Adapts to each task of a meta-batch and predicts its query set.
+
+        Args:
+            inputs: the episode inputs (`support_x`, `support_y`, `query_x`).
+            steps: inner steps.
+            first_order: a bool, or a scalar boolean tensor (see `adapt_steps`).
+            training: the `training` flag of the model calls.
+            every_step: also predict the query set after every inner step (MAML++'s
+                multi-step loss): predictions then have a step axis after the task axis.
 
         Returns:
             `(query_predictions, fast_weights, non_trainable_updates)`, each
-            stacked over tasks.
+            stacked over tasks (`[B, steps, Q, ...]` predictions with `every_step`).
 
         """
         support_x, support_y, query_x = unpack_episode(inputs)
@@ -379,17 +510,30 @@ class GradientLearner(MetaLearner):
         non_trainable = [_read(v) for v in self.model.non_trainable_variables]
 
         def task(support_x, support_y, query_x):
-            fast = self.adapt(weights, non_trainable, support_x, support_y, steps, first_order,
-                              training)
-            predictions, updated = self.model.stateless_call(
-                fast, non_trainable, query_x, training=training
-            )
-            return predictions, fast, list(updated)
+            step_statistics = []
+            every = self.adapt_steps(weights, non_trainable, support_x, support_y, steps,
+                                     first_order, training, statistics=step_statistics)
+            kept = list(enumerate(every)) if every_step else [(len(every) - 1, every[-1])]
+            predictions = []
+            for step, fast in kept:
+                prediction, updated = self.model.stateless_call(
+                    *self._step_weights(fast, non_trainable, step), query_x, training=training
+                )
+                predictions.append(prediction)
+            predictions = tf.stack(predictions) if every_step else predictions[0]
+            updated = list(updated)
+            if self._per_step_batch_norm is not None:
+                # Copy k of the statistics follows inner step k's support pass.
+                per_step = step_statistics[: self.inner_steps]
+                updated += [tf.stack(values) for values in zip(*per_step)]
+            return predictions, every[-1], updated
 
+        statistics = (self._per_step_batch_norm.statistics
+                      if self._per_step_batch_norm is not None else [])
         signature = (
             tf.as_dtype(self.model.compute_dtype),
             [w.dtype for w in weights],
-            [v.dtype for v in non_trainable],
+            [v.dtype for v in non_trainable] + [v.dtype for v in statistics],
         )
         return map_tasks(task, (support_x, support_y, query_x), signature, self.task_batching)
 
@@ -406,7 +550,10 @@ class GradientLearner(MetaLearner):
         # The mean over tasks; under tf.distribute, over every replica's tasks, so that
         # all copies of the variables get the value one device would compute.
         means = replica_mean([tf.reduce_mean(values, axis=0) for values in updated])
-        for variable, mean in zip(self.model.non_trainable_variables, means):
+        variables = list(self.model.non_trainable_variables)
+        if self._per_step_batch_norm is not None:
+            variables += self._per_step_batch_norm.statistics
+        for variable, mean in zip(variables, means):
             variable.assign(mean)
 
     # === Config ===
@@ -423,6 +570,9 @@ class GradientLearner(MetaLearner):
                 "learn_inner_learning_rate": self.learn_inner_learning_rate,
                 "transductive": self.transductive,
                 "recompute_inner_steps": self.recompute_inner_steps,
+                "inner_optimizer": _serialize_inner_optimizer(self.inner_optimizer),
+                "inner_batch_size": self.inner_batch_size,
+                "per_step_batch_norm": self.per_step_batch_norm,
             }
         )
         return config
@@ -434,3 +584,20 @@ class GradientLearner(MetaLearner):
             config["model"], custom_objects=custom_objects
         )
         return cls(**config)
+
+
+def _serialize_inner_optimizer(optimizer: Any) -> Any:
+    return optimizer if isinstance(optimizer, str) else keras.optimizers.serialize(optimizer)
+
+
+def _order(gradient: tf.Tensor, first_order: Any) -> tf.Tensor:
+    """The inner gradient, constant for the meta-gradient when `first_order` holds.
+
+    With a boolean tensor the value is the same either way; only the meta-gradient
+    through it is switched off (exactly: the second-order part is multiplied by zero).
+    """
+    if not tf.is_tensor(first_order):
+        return tf.stop_gradient(gradient) if first_order else gradient
+    constant = tf.stop_gradient(gradient)
+    second_order = tf.cast(tf.logical_not(first_order), gradient.dtype)
+    return constant + second_order * (gradient - constant)

@@ -3,6 +3,7 @@
 import warnings
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfmeta.learners.gradient_learner import GradientLearner
@@ -23,7 +24,10 @@ class MAML(GradientLearner):
     layers (ANIL, Raghu et al., 2020); `learn_inner_learning_rate="per_parameter"`
     learns one inner learning rate per weight (Meta-SGD, Li et al., 2017) and
     `"per_step"` one per weight tensor and inner step (MAML++ LSLR, Antoniou et
-    al., 2019); learned rates start at `inner_learning_rate`.
+    al., 2019); learned rates start at `inner_learning_rate`. MAML++'s multi-step loss
+    (`multi_step_loss_steps`) and derivative-order annealing (`first_order_steps`) are
+    options too; the cosine annealing of its meta learning rate is a Keras schedule
+    (`keras.optimizers.schedules.CosineDecay`, `tfmeta-train --lr_decay=cosine`).
 
     Batch norm: use `tfmeta.layers.BatchNormalization` (as `tfmeta.backbones.conv4`
     does). On TensorFlow, `keras.layers.BatchNormalization` has an exact first
@@ -42,6 +46,15 @@ class MAML(GradientLearner):
         learn_inner_learning_rate: None, `"per_parameter"` or `"per_step"`.
         transductive: use the episode's batch statistics in batch norm layers
             when evaluating and predicting (as MAML does).
+        multi_step_loss_steps: MAML++'s multi-step loss: the meta-loss is a weighted sum of
+            the query losses after every inner step, the weights annealed towards the last
+            step over this many meta-iterations (`multi_step_loss_weights`). None: only the
+            last step's query loss (MAML).
+        per_step_batch_norm: MAML++'s per-step batch-norm weights, biases and
+            statistics (`tfmeta.learners.per_step_batch_norm.PerStepBatchNorm`): one copy
+            per inner step, meta-learned and not adapted by the inner loop.
+        first_order_steps: MAML++'s derivative-order annealing: first-order meta-gradients
+            for this many meta-iterations, then second order. None: always `first_order`.
         recompute_inner_steps: recompute each inner step in the backward pass
             instead of keeping its intermediate tensors (gradient
             checkpointing): the same meta-gradient with memory that grows far
@@ -74,8 +87,21 @@ class MAML(GradientLearner):
         learn_inner_learning_rate: str | None = None,
         transductive: bool = True,
         recompute_inner_steps: bool = False,
+        multi_step_loss_steps: int | None = None,
+        first_order_steps: int | None = None,
+        per_step_batch_norm: bool = False,
         **kwargs,
     ):
+        _check_schedule_steps("multi_step_loss_steps", multi_step_loss_steps)
+        _check_schedule_steps("first_order_steps", first_order_steps)
+        if first_order_steps is not None and (first_order or recompute_inner_steps):
+            raise ValueError(
+                "Invalid value for argument `first_order_steps`: derivative-order annealing "
+                "switches from first to second order, so it needs first_order=False and "
+                "recompute_inner_steps=False. Received: first_order_steps="
+                f"{first_order_steps!r}, first_order={first_order!r}, "
+                f"recompute_inner_steps={recompute_inner_steps!r}"
+            )
         super().__init__(
             model,
             inner_steps=inner_steps,
@@ -85,28 +111,106 @@ class MAML(GradientLearner):
             learn_inner_learning_rate=learn_inner_learning_rate,
             transductive=transductive,
             recompute_inner_steps=recompute_inner_steps,
+            per_step_batch_norm=per_step_batch_norm,
             **kwargs,
         )
         self.first_order = bool(first_order)
+        self.multi_step_loss_steps = multi_step_loss_steps
+        self.first_order_steps = first_order_steps
+        if not self.first_order and not self._inner_rule.smooth:
+            raise ValueError(
+                "Invalid value for argument `inner_optimizer`: second-order MAML differentiates "
+                f"through the inner updates, and {self._inner_rule.name!r}'s is not "
+                "differentiable everywhere (sqrt of a zero second moment). Use it with "
+                f"first_order=True. Received: inner_optimizer={self._inner_rule.name!r}, "
+                "first_order=False"
+            )
         if not self.first_order:
             _warn_about_keras_batch_norm(model)
 
     def compute_meta_gradients(self, support_x, support_y, query_x, query_y, sample_weight):
         inputs = {"support_x": support_x, "support_y": support_y, "query_x": query_x}
+        first_order = self.first_order
+        if self.first_order_steps is not None:
+            first_order = self.optimizer.iterations < self.first_order_steps
+        every_step = self.multi_step_loss_steps is not None
         with tf.GradientTape() as tape:
             y_pred, _, updated = self.adapt_and_predict(
-                inputs, self.inner_steps, first_order=self.first_order, training=True
+                inputs, self.inner_steps, first_order=first_order, training=True,
+                every_step=every_step,
             )
-            loss = self._compute_loss(x=inputs, y=query_y, y_pred=y_pred,
-                                      sample_weight=sample_weight, training=True)
+            if every_step:
+                loss, y_pred = self._multi_step_loss(inputs, query_y, y_pred, sample_weight)
+            else:
+                loss = self._compute_loss(x=inputs, y=query_y, y_pred=y_pred,
+                                          sample_weight=sample_weight, training=True)
             scaled_loss = self.optimizer.scale_loss(loss)
-        gradients = tape.gradient(scaled_loss, self.trainable_variables,
-                                  unconnected_gradients="zero")
+        # Zeros for weights the loss does not use (e.g. batch norm's own gamma and beta
+        # under per-step batch norm), made here: the tape cannot make them for Keras
+        # variables.
+        gradients = tape.gradient(scaled_loss, self.trainable_variables)
+        gradients = [tf.zeros_like(variable) if gradient is None else gradient
+                     for variable, gradient in zip(self.trainable_variables, gradients)]
         self._update_moving_statistics(updated)
         return loss, y_pred, gradients
 
+    def _multi_step_loss(self, inputs, query_y, y_pred, sample_weight):
+        """MAML++'s weighted sum of the per-step query losses, and the last predictions."""
+        weights = multi_step_loss_weights(self.inner_steps, self.optimizer.iterations,
+                                          self.multi_step_loss_steps)
+        loss = 0.0
+        for step in range(self.inner_steps):
+            step_loss = self._compute_loss(x=inputs, y=query_y, y_pred=y_pred[:, step],
+                                           sample_weight=sample_weight, training=True)
+            loss = loss + tf.cast(weights[step], step_loss.dtype) * step_loss
+        return loss, y_pred[:, -1]
+
     def get_config(self):
-        return {**super().get_config(), "first_order": self.first_order}
+        return {
+            **super().get_config(),
+            "first_order": self.first_order,
+            "multi_step_loss_steps": self.multi_step_loss_steps,
+            "first_order_steps": self.first_order_steps,
+        }
+
+
+def multi_step_loss_weights(steps: int, iteration, anneal_steps: int) -> tf.Tensor:
+    """MAML++'s importance of the query loss after each inner step, at a meta-iteration.
+
+    All steps weigh `1/steps` at first; over `anneal_steps` meta-iterations the weight of
+    every step but the last falls linearly to a floor of `0.03/steps` and the last step's
+    rises to `1 - (steps - 1) * 0.03/steps` (Antoniou et al., 2019, whose schedule counts
+    epochs where this counts meta-iterations). The weights always sum to 1.
+
+    Args:
+        steps: Inner steps, S.
+        iteration: The meta-iteration (e.g. `optimizer.iterations`).
+        anneal_steps: Meta-iterations to reach the final weights.
+
+    Returns:
+        A float64 `[steps]` tensor (cast to the loss' type where it is used).
+
+    Example:
+    >>> [round(float(w), 4) for w in multi_step_loss_weights(4, 0, 100)]
+    [0.25, 0.25, 0.25, 0.25]
+    >>> [round(float(w), 4) for w in multi_step_loss_weights(4, 50, 100)]
+    [0.125, 0.125, 0.125, 0.625]
+    """
+    progress = tf.cast(iteration, tf.float64) / float(anneal_steps)
+    floor = 0.03 / steps
+    earlier = tf.maximum(1.0 / steps - progress / steps, floor)
+    last = tf.minimum(1.0 / steps + progress * (steps - 1) / steps, 1.0 - (steps - 1) * floor)
+    return tf.concat([tf.fill([steps - 1], earlier), tf.reshape(last, [1])], axis=0)
+
+
+def _check_schedule_steps(name: str, value) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(
+            f"Invalid value for argument `{name}`: expected a positive integer (meta-iterations) "
+            f"or None. Received: {name}={value!r}"
+        )
 
 
 def _warn_about_keras_batch_norm(model: keras.Model) -> None:

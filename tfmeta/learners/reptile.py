@@ -5,6 +5,8 @@ import tensorflow as tf
 
 from tfmeta.learners.gradient_learner import GradientLearner
 
+_MAML_ONLY = ("first_order", "multi_step_loss_steps", "first_order_steps", "per_step_batch_norm")
+
 
 @keras.saving.register_keras_serializable(package="tfmeta")
 class Reptile(GradientLearner):
@@ -19,16 +21,23 @@ class Reptile(GradientLearner):
 
     Args:
         model: a built Keras model mapping examples to logits or predictions.
-        inner_steps: SGD steps on the support set per task.
-        inner_learning_rate: the inner SGD step size.
+        inner_steps: optimizer steps on the support set per task.
+        inner_learning_rate: the inner step size (a Keras `inner_optimizer`
+            instance brings its own).
         eval_inner_steps: adaptation steps in `evaluate` and `predict`
             (default: `inner_steps`; the paper uses 50 at test).
         adapt_layers: names of the layers the inner loop adapts (default: all).
         transductive: use the episode's batch statistics in batch norm layers
             when evaluating and predicting.
-        **kwargs: `task_batching` (`"auto"`, `"vectorize"` or `"unroll"`: how
-            the tasks of a meta-batch run, see `GradientLearner`) and the
-            arguments of `keras.Model` (e.g. `name`).
+        **kwargs: `inner_optimizer` (`"sgd"`, `"adam"` or a `keras.optimizers.SGD`
+            / `Adam` instance, applied with fresh state for every task; the paper
+            uses `keras.optimizers.Adam(1e-3, beta_1=0.0)`), `inner_batch_size`
+            (support mini-batch per inner step, cycling through the support set),
+            `task_batching` (`"auto"`, `"vectorize"` or `"unroll"`: how the tasks
+            of a meta-batch run, see `GradientLearner`) and the arguments of
+            `keras.Model` (e.g. `name`). The paper anneals the outer step size
+            linearly to zero: `SGD(keras.optimizers.schedules.PolynomialDecay(
+            1.0, decay_steps, 0.0))`.
 
     Example:
     >>> import keras, tfmeta
@@ -51,6 +60,13 @@ class Reptile(GradientLearner):
         transductive: bool = True,
         **kwargs,
     ):
+        for option in _MAML_ONLY:
+            if option in kwargs:
+                raise ValueError(
+                    f"Invalid argument `{option}` for Reptile: it is an option of MAML's "
+                    "query-loss meta-gradient, which Reptile does not compute. Received: "
+                    f"{option}={kwargs[option]!r}"
+                )
         if kwargs.get("learn_inner_learning_rate") is not None:
             raise ValueError(
                 "Invalid argument `learn_inner_learning_rate` for Reptile: its inner learning "
@@ -88,4 +104,5 @@ class Reptile(GradientLearner):
     def get_config(self):
         config = super().get_config()
         config.pop("learn_inner_learning_rate", None)
+        config.pop("per_step_batch_norm", None)
         return config

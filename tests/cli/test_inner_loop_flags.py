@@ -1,0 +1,48 @@
+import keras
+import pytest
+
+from tfmeta.cli import builders
+from tfmeta.cli.experiment import Experiment
+
+
+def test_reptile_as_published_builds_inner_adam_and_mini_batches():
+    experiment = Experiment(learner="reptile", inner_optimizer="adam", inner_adam_beta_1=0.0,
+                            inner_learning_rate=0.001, inner_batch_size=25, optimizer="sgd",
+                            learning_rate=1.0, lr_decay="linear", train_steps=100)
+    learner = builders.learner(experiment)
+    assert isinstance(learner.inner_optimizer, keras.optimizers.Adam)
+    assert learner.inner_optimizer.get_config()["beta_1"] == 0.0
+    assert learner.inner_learning_rate == pytest.approx(0.001)
+    assert learner.inner_batch_size == 25
+    schedule = builders.learning_rate(experiment)
+    assert float(schedule(0)) == 1.0 and float(schedule(50)) == pytest.approx(0.5)
+    assert float(schedule(100)) == 0.0
+
+
+def test_mamlpp_flags_build_the_options_and_a_cosine_schedule():
+    experiment = Experiment(learner="maml", inner_steps=5, multi_step_loss_steps=500,
+                            first_order_steps=2500, per_step_batch_norm=True,
+                            lr_decay="cosine", learning_rate=1e-3, final_learning_rate=1e-5,
+                            train_steps=1000)
+    learner = builders.learner(experiment)
+    assert (learner.multi_step_loss_steps, learner.first_order_steps) == (500, 2500)
+    assert learner.per_step_batch_norm
+    schedule = builders.learning_rate(experiment)
+    assert float(schedule(0)) == pytest.approx(1e-3)
+    assert float(schedule(500)) == pytest.approx(1e-5 + (1e-3 - 1e-5) / 2, rel=1e-4)
+    assert float(schedule(1000)) == pytest.approx(1e-5)
+
+
+@pytest.mark.parametrize("settings, flag", [
+    ({"learner": "reptile", "multi_step_loss_steps": 10}, "multi_step_loss_steps"),
+    ({"learner": "reptile", "per_step_batch_norm": True}, "per_step_batch_norm"),
+    ({"learner": "protonet", "inner_optimizer": "adam"}, "inner_optimizer"),
+    ({"learner": "protonet", "inner_batch_size": 5}, "inner_batch_size"),
+    ({"inner_optimizer": "rmsprop"}, "inner_optimizer"),
+    ({"inner_adam_beta_1": 1.0}, "inner_adam_beta_1"),
+    ({"inner_batch_size": 0}, "inner_batch_size"),
+    ({"first_order_steps": -1}, "first_order_steps"),
+])
+def test_options_a_learner_cannot_honour_are_refused(settings, flag):
+    with pytest.raises(ValueError, match=f"flag `--{flag}`"):
+        Experiment(**settings)
