@@ -40,12 +40,20 @@ def _quiet_tensorflow_start_up_for_commands() -> None:
 _quiet_tensorflow_start_up_for_commands()
 
 from tfmeta import backbones, callbacks, data, distribute, export, layers, metrics  # noqa: E402
-from tfmeta.learners import MAML, GradientLearner, MetaLearner, ProtoNet, Reptile  # noqa: E402
+from tfmeta.learners import (  # noqa: E402
+    MAML,
+    Baseline,
+    GradientLearner,
+    MetaLearner,
+    ProtoNet,
+    Reptile,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "MAML",
+    "Baseline",
     "GradientLearner",
     "MetaLearner",
     "ProtoNet",

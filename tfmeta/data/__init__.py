@@ -3,6 +3,7 @@
 `list_datasets()` names every registered dataset; `get_dataset(name)` describes one.
 """
 
+from tfmeta.data.batches import batches as batches
 from tfmeta.data.data_dir import resolve_cache_dir as resolve_cache_dir
 from tfmeta.data.data_dir import resolve_data_dir as resolve_data_dir
 from tfmeta.data.episodes import episodes as episodes
@@ -11,6 +12,7 @@ from tfmeta.data.omniglot import load_omniglot as load_omniglot
 from tfmeta.data.omniglot import omniglot as omniglot
 from tfmeta.data.omniglot_splits import SCHEMES as OMNIGLOT_SCHEMES
 from tfmeta.data.omniglot_splits import SPLITS as OMNIGLOT_SPLITS
+from tfmeta.data.registry import ClassExamples as ClassExamples
 from tfmeta.data.registry import DatasetSpec as DatasetSpec
 from tfmeta.data.registry import get_dataset as get_dataset
 from tfmeta.data.registry import list_datasets as list_datasets
@@ -18,10 +20,12 @@ from tfmeta.data.registry import register as register
 from tfmeta.data.sinusoid import sinusoid as sinusoid
 
 __all__ = [
+    "ClassExamples",
     "DatasetSpec",
     "OMNIGLOT_SCHEMES",
     "OMNIGLOT_SPLITS",
     "OmniglotImages",
+    "batches",
     "episodes",
     "get_dataset",
     "list_datasets",

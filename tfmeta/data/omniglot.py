@@ -21,7 +21,7 @@ from tfmeta.data.omniglot_splits import (
     split_classes,
 )
 from tfmeta.data.png_decoding import decode_drawings
-from tfmeta.data.registry import DatasetSpec, register
+from tfmeta.data.registry import ClassExamples, DatasetSpec, register
 from tfmeta.data.sampling import EpisodeSampler
 
 DRAWINGS_PER_CHARACTER = omniglot_source.DRAWINGS_PER_CHARACTER
@@ -163,28 +163,61 @@ def omniglot(
         raise invalid_value("rotations", "True, False or None (the scheme's default)", rotations)
     check_shots_and_queries(shots, queries, DRAWINGS_PER_CHARACTER, "drawings per character")
 
-    source = omniglot_source.find_source(resolve_data_dir(data_dir))
-    ink, characters, num_background = _load_ink(source, image_size, cache_dir)
-    splits_dir = source.omniglot_dir / "splits" / "vinyals" if source.omniglot_dir else None
-    classes = split_classes(characters, num_background, scheme, split, rotations, splits_dir)
+    examples = split_examples(split, data_dir, image_size, scheme, rotations=rotations,
+                              cache_dir=cache_dir)
     ways = check_int_in_range(
         "ways",
         ways,
-        high=len(classes.characters),
+        high=len(examples.sizes),
         reason=f"the number of classes in split '{split}'",
     )
     sampler = EpisodeSampler(
-        _materialize(ink, classes).reshape([-1, image_size, image_size, 1]),
-        offsets=np.arange(len(classes.characters)) * DRAWINGS_PER_CHARACTER,
-        sizes=np.full(len(classes.characters), DRAWINGS_PER_CHARACTER),
+        examples.examples,
+        offsets=examples.offsets,
+        sizes=examples.sizes,
         ways=ways,
         shots=shots,
         queries=queries,
         meta_batch_size=meta_batch_size,
         seed=int(seed),
-        scale=1.0 / 255.0,
+        scale=examples.scale,
     )
     return episode_dataset(sampler, deterministic=deterministic)
+
+
+def split_examples(
+    split: str = "train",
+    data_dir: PathLike | None = None,
+    image_size: int = 28,
+    scheme: str = "vinyals",
+    *,
+    rotations: bool | None = None,
+    cache_dir: PathLike | None = None,
+) -> ClassExamples:
+    """Every drawing of a split's classes (rotations applied), as `ClassExamples`.
+
+    What `omniglot` samples episodes from and `tfmeta.data.batches` pre-trains on:
+    `examples` `[C * 20, H, H, 1]` uint8 ink (scale 1/255), 20 drawings per class.
+
+    Example:
+    >>> examples = split_examples("test", image_size=28)  # doctest: +SKIP
+    >>> examples.examples.shape  # doctest: +SKIP
+    (33840, 28, 28, 1)
+    """
+    scheme = check_scheme(scheme)
+    split = check_split(split, scheme)
+    image_size = check_int_in_range("image_size", image_size)
+    source = omniglot_source.find_source(resolve_data_dir(data_dir))
+    ink, characters, num_background = _load_ink(source, image_size, cache_dir)
+    splits_dir = source.omniglot_dir / "splits" / "vinyals" if source.omniglot_dir else None
+    classes = split_classes(characters, num_background, scheme, split, rotations, splits_dir)
+    count = len(classes.characters)
+    return ClassExamples(
+        examples=_materialize(ink, classes).reshape([-1, image_size, image_size, 1]),
+        offsets=np.arange(count) * DRAWINGS_PER_CHARACTER,
+        sizes=np.full(count, DRAWINGS_PER_CHARACTER),
+        scale=1.0 / 255.0,
+    )
 
 
 def clear_memory_cache() -> None:
@@ -272,5 +305,6 @@ SPEC = register(
         options=("image_size", "scheme"),
         example_shape=lambda options: (options.get("image_size", 28),) * 2 + (1,),
         description="Omniglot handwritten characters (Lake et al. 2015), greyscale.",
+        classes=lambda split, data_dir, **options: split_examples(split, data_dir, **options),
     )
 )

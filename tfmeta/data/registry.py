@@ -11,14 +11,32 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
+import numpy as np
 import tensorflow as tf
 
 TASKS = ("classification", "regression")
 EXAMPLES = ("image", "text", "vector")
 
 PathLike = str | os.PathLike[str]
+
+
+class ClassExamples(NamedTuple):
+    """Every example of a split's classes, class by class (what pre-training reads).
+
+    Attributes:
+        examples: `[num_examples, *example_shape]`, the classes one after the other.
+        offsets: `[C]` first row of each class in `examples`.
+        sizes: `[C]` examples of each class.
+        scale: Factor applied after the cast to float32 (e.g. 1/255 for uint8 images),
+            or None.
+    """
+
+    examples: np.ndarray | tf.Tensor
+    offsets: np.ndarray
+    sizes: np.ndarray
+    scale: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +56,9 @@ class DatasetSpec:
             `{"image_size": 28} -> (28, 28, 1)`; `()` for text.
         splits: The split names `build` accepts.
         description: One line for listings and `--helpfull`.
+        classes: Optional `classes(split, data_dir, **options)` returning the split's
+            `ClassExamples`, for non-episodic batches (`tfmeta.data.batches`, the
+            pre-training baselines); None where the dataset has no classes.
 
     Example:
     >>> spec = DatasetSpec(
@@ -56,6 +77,7 @@ class DatasetSpec:
     options: tuple[str, ...] = ()
     splits: tuple[str, ...] = ("train", "validation", "test")
     description: str = ""
+    classes: Callable[..., ClassExamples] | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:

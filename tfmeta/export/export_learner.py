@@ -267,8 +267,8 @@ def _support_y_spec(learner, model, spec) -> tuple[bool, tf.TensorSpec]:
 
 
 def _known_ways(learner: MetaLearner, model: keras.Model) -> int | None:
-    """N when the learner fixes it: ProtoNet's `ways` or the classifier's head size."""
-    if isinstance(learner, ProtoNet):
+    """N when the learner fixes it: its `ways` (ProtoNet, Baseline) or the head's size."""
+    if hasattr(learner, "ways"):
         return learner.ways
     try:
         ways = model.outputs[0].shape[-1]

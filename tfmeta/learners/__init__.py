@@ -1,9 +1,12 @@
-"""Meta-learners: MAML (and first-order MAML), Reptile, Prototypical Networks."""
+"""Meta-learners: MAML (and first-order MAML, MAML++), Reptile, Prototypical Networks, and the
+pre-training Baseline (Baseline++, Meta-Baseline).
+"""
 
+from tfmeta.learners.baseline import Baseline
 from tfmeta.learners.gradient_learner import GradientLearner
 from tfmeta.learners.maml import MAML
 from tfmeta.learners.meta_learner import MetaLearner
 from tfmeta.learners.protonet import ProtoNet
 from tfmeta.learners.reptile import Reptile
 
-__all__ = ["MAML", "GradientLearner", "MetaLearner", "ProtoNet", "Reptile"]
+__all__ = ["MAML", "Baseline", "GradientLearner", "MetaLearner", "ProtoNet", "Reptile"]
