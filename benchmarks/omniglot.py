@@ -21,11 +21,22 @@ Recipes (see `recipe`):
   characters, rotations), 28x28, Adam 1e-3, queries per class = shots; 5-way: meta-batch
   32, inner lr 0.4, 1 step (10 at test); 20-way: meta-batch 16, inner lr 0.1, 5 steps
   (10 at test); transductive batch norm; test 600 episodes.
-- reptile: openai/supervised-reptile's Omniglot recipe as far as tfmeta's SGD inner loop
-  allows: meta-batch 5, 10 training shots per class in the inner loop, 5 inner steps
-  (50 at test), outer SGD with step 1.0 annealed linearly to 0, transductive batch norm.
-  The paper's inner optimizer is Adam (beta1=0, lr 1e-3) over mini-batches; tfmeta uses
-  full-batch SGD (`--inner_lr`, default 0.1), so this row is "Reptile-SGD".
+- reptile: openai/supervised-reptile's README commands (configs/omniglot_reptile_*.cfg):
+  inner Adam (beta1=0) with state fresh per task on support mini-batches, outer SGD step
+  annealed linearly to 0; 5w1s is the transductive command (15 training shots, inner batch
+  25, 3 steps, 5 at test, meta-batch 10, Adam 1e-3), 5w5s the 5-shot one (10 shots, batch 10,
+  5 steps, 100 at test, meta-batch 5, Adam 1.5e-3, meta step 0.7); tests use 1 query per
+  class (supervised-reptile's evaluation) and transductive batch norm.
+- mamlpp: Antoniou et al. (2019) / configs/omniglot_mamlpp_5w1s.cfg: MAML split, meta-batch
+  8, 5 inner steps (5 at test) from 0.1 with learned per-step rates, multi-step loss annealed
+  over the first tenth of the iterations (the authors: 10 of 100 epochs), per-step batch
+  norm, Adam 1e-3 cosine-annealed to 1e-5, one query per class in training.
+- baseline / baselinepp: Chen et al. (2019): conv4 pre-trained as a classifier of the 4,112
+  Vinyals training classes (batches of 64, Adam 1e-3; linear or cosine head), then a fresh
+  5-way head per test episode (100 SGD steps, momentum 0.9, lr 0.01, batches of 4).
+- metabaseline: Chen et al. (2021): the same pre-trained encoder (linear head) evaluated by
+  cosine prototypes (ProtoNet with a learnable temperature, not meta-trained further).
+  For the three pre-training rows an "iteration" is one batch of 64 examples.
 """
 
 import argparse
@@ -52,7 +63,11 @@ PUBLISHED = {
     "fomaml": {"5w1s": 98.3, "5w5s": 99.2, "20w1s": 89.4, "20w5s": 97.9},
     "protonet": {"5w1s": 98.8, "5w5s": 99.7, "20w1s": 96.0, "20w5s": 98.9},
     "reptile": {"5w1s": 97.68, "5w5s": 99.48, "20w1s": 89.43, "20w5s": 97.12},
+    "mamlpp": {"5w1s": 99.47, "5w5s": 99.93, "20w1s": 97.65, "20w5s": 99.33},
+    # Chen et al. (2019) report Omniglot only cross-domain; no published row to compare.
+    "baseline": {}, "baselinepp": {}, "metabaseline": {},
 }
+PRETRAINED = ("baseline", "baselinepp", "metabaseline")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +89,9 @@ class Recipe:
     inner_learning_rate: float = 0.0
     eval_inner_steps: int = 0
     first_order: bool = False
+    inner_adam: bool = False  # inner Adam with beta_1 = 0 (Reptile's paper)
+    inner_batch_size: int | None = None
+    transductive: bool = True
 
 
 def recipe(learner: str, setting: str, inner_lr: float | None = None) -> Recipe:
@@ -91,12 +109,28 @@ def recipe(learner: str, setting: str, inner_lr: float | None = None) -> Recipe:
                       inner_learning_rate=inner_lr or (0.4 if five_way else 0.1),
                       eval_inner_steps=10, first_order=learner == "fomaml")
     if learner == "reptile":
-        return Recipe(learner, ways, shots, "maml", train_ways=ways, train_shots=10,
-                      train_queries=1, meta_batch_size=5, test_queries=1,
-                      learning_rate=1.0, lr_schedule="linear_to_zero", inner_steps=5,
-                      inner_learning_rate=inner_lr or 0.1, eval_inner_steps=50)
+        five_shot = shots == 5
+        return Recipe(learner, ways, shots, "maml", train_ways=ways,
+                      train_shots=10 if five_shot else 15, train_queries=1,
+                      meta_batch_size=5 if five_shot else 10, test_queries=1,
+                      learning_rate=0.7 if five_shot else 1.0, lr_schedule="linear_to_zero",
+                      inner_steps=5 if five_shot else 3,
+                      inner_learning_rate=inner_lr or (0.0015 if five_shot else 0.001),
+                      eval_inner_steps=100 if five_shot else 5, inner_adam=True,
+                      inner_batch_size=10 if five_shot else 25, transductive=not five_shot)
+    if learner == "mamlpp":
+        return Recipe(learner, ways, shots, "maml", train_ways=ways, train_shots=shots,
+                      train_queries=1, meta_batch_size=8, test_queries=1, learning_rate=1e-3,
+                      lr_schedule="cosine", inner_steps=5, inner_learning_rate=inner_lr or 0.1,
+                      eval_inner_steps=5)
+    if learner in PRETRAINED:
+        return Recipe(learner, ways, shots, "vinyals", train_ways=0, train_shots=0,
+                      train_queries=0, meta_batch_size=64, test_queries=15, learning_rate=1e-3,
+                      lr_schedule="constant", inner_steps=100, inner_learning_rate=0.01,
+                      inner_batch_size=4, transductive=False)
     raise ValueError(f"Invalid value for argument `learner`: expected one of protonet, maml, "
-                     f"fomaml, reptile. Received: learner={learner!r}")
+                     f"fomaml, reptile, mamlpp, {', '.join(PRETRAINED)}. Received: "
+                     f"learner={learner!r}")
 
 
 def build_learner(r: Recipe, iterations: int, steps_per_execution: int = 1):
@@ -111,11 +145,27 @@ def build_learner(r: Recipe, iterations: int, steps_per_execution: int = 1):
             tfmeta.backbones.conv4((28, 28, 1), num_classes=r.ways),
             inner_steps=r.inner_steps, inner_learning_rate=r.inner_learning_rate,
             first_order=r.first_order, eval_inner_steps=r.eval_inner_steps, transductive=True)
+    elif r.learner == "mamlpp":
+        learner = tfmeta.MAML(
+            tfmeta.backbones.conv4((28, 28, 1), num_classes=r.ways),
+            inner_steps=r.inner_steps, inner_learning_rate=r.inner_learning_rate,
+            eval_inner_steps=r.eval_inner_steps, transductive=True,
+            learn_inner_learning_rate="per_step", per_step_batch_norm=True,
+            multi_step_loss_steps=max(1, iterations // 10))
+    elif r.learner in PRETRAINED:
+        learner = tfmeta.Baseline(
+            tfmeta.backbones.conv4((28, 28, 1)), num_classes=4112,
+            head="cosine" if r.learner == "baselinepp" else "linear", ways=r.ways,
+            fine_tune_steps=r.inner_steps, fine_tune_batch_size=r.inner_batch_size,
+            fine_tune_optimizer=keras.optimizers.SGD(r.inner_learning_rate, momentum=0.9))
     else:
+        inner_optimizer = (keras.optimizers.Adam(r.inner_learning_rate, beta_1=0.0)
+                           if r.inner_adam else "sgd")
         learner = tfmeta.Reptile(
             tfmeta.backbones.conv4((28, 28, 1), num_classes=r.ways),
             inner_steps=r.inner_steps, inner_learning_rate=r.inner_learning_rate,
-            eval_inner_steps=r.eval_inner_steps, transductive=True)
+            eval_inner_steps=r.eval_inner_steps, transductive=r.transductive,
+            inner_optimizer=inner_optimizer, inner_batch_size=r.inner_batch_size)
     if r.lr_schedule.startswith("halve:"):
         every_episodes = int(r.lr_schedule.split(":")[1])
         rate = keras.optimizers.schedules.ExponentialDecay(
@@ -123,6 +173,9 @@ def build_learner(r: Recipe, iterations: int, steps_per_execution: int = 1):
             decay_rate=0.5, staircase=True)
     elif r.lr_schedule == "linear_to_zero":
         rate = keras.optimizers.schedules.PolynomialDecay(r.learning_rate, iterations, 0.0)
+    elif r.lr_schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(r.learning_rate, iterations,
+                                                      alpha=1e-5 / r.learning_rate)
     else:
         rate = r.learning_rate
     optimizer = (keras.optimizers.SGD(rate) if r.learner == "reptile"
@@ -146,6 +199,10 @@ def hardware() -> str:
 def evaluate(learner, r: Recipe, split: str, episodes: int, seed: int, data_dir, largest=50):
     import tfmeta
 
+    if r.learner == "metabaseline":
+        learner = learner.to_protonet()
+        learner.compile(loss=__import__("keras").losses.SparseCategoricalCrossentropy(
+            from_logits=True), metrics=["accuracy"])
     batch = eval_meta_batch(episodes, largest)
     dataset = tfmeta.data.omniglot(split, ways=r.ways, shots=r.shots, queries=r.test_queries,
                                    meta_batch_size=batch, scheme=r.scheme, seed=seed,
@@ -171,8 +228,9 @@ def plot_curve(curve, row, path: Path) -> None:
     ax.errorbar(x, y, yerr=e, marker="o", capsize=3, label="validation (tfmeta)")
     ax.errorbar([row["episodes"]], [row["accuracy"]], yerr=[row["ci95"]], marker="s",
                 color="C3", capsize=3, linestyle="none", label="test (tfmeta)")
-    published = PUBLISHED[row["learner"]][row["setting"]]
-    ax.axhline(published, color="gray", linestyle="--", label=f"published {published}%")
+    published = PUBLISHED[row["learner"]].get(row["setting"])
+    if published is not None:
+        ax.axhline(published, color="gray", linestyle="--", label=f"published {published}%")
     ax.set_xlabel("training episodes")
     ax.set_ylabel("accuracy (%)")
     ax.set_title(f"Omniglot {row['setting']} {row['learner']} ({row['iterations']} iterations)")
@@ -197,7 +255,7 @@ def write_csv(output_dir: Path) -> None:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--learner", required=True,
-                        choices=["protonet", "maml", "fomaml", "reptile"])
+                        choices=list(PUBLISHED))
     parser.add_argument("--setting", required=True, choices=list(SETTINGS))
     length = parser.add_mutually_exclusive_group(required=True)
     length.add_argument("--train_episodes", type=int, help="training episodes (tasks)")
@@ -250,10 +308,14 @@ def main(argv=None) -> dict:
     if args.policy:
         keras.config.set_dtype_policy(args.policy)
     learner = build_learner(r, iterations, spe)
-    train = tfmeta.data.omniglot(
-        "train", ways=r.train_ways, shots=r.train_shots, queries=r.train_queries,
-        meta_batch_size=r.meta_batch_size, scheme=r.scheme, seed=args.seed,
-        data_dir=args.data_dir).prefetch(2)
+    if r.learner in PRETRAINED:
+        train = tfmeta.data.batches("omniglot", "train", batch_size=r.meta_batch_size,
+                                    seed=args.seed, data_dir=args.data_dir, scheme=r.scheme)
+    else:
+        train = tfmeta.data.omniglot(
+            "train", ways=r.train_ways, shots=r.train_shots, queries=r.train_queries,
+            meta_batch_size=r.meta_batch_size, scheme=r.scheme, seed=args.seed,
+            data_dir=args.data_dir).prefetch(2)
 
     curve = []
     timer = {"train": 0.0, "eval": 0.0}
@@ -272,7 +334,8 @@ def main(argv=None) -> dict:
                                args.data_dir)
             timer["eval"] += time.perf_counter() - start
             point = {"iterations": done, "episodes": done * r.meta_batch_size,
-                     "accuracy": acc, "ci95": ci, "train_accuracy": 100 * logs["accuracy"],
+                     "accuracy": acc, "ci95": ci,
+                     "train_accuracy": 100 * logs.get("accuracy", logs.get("batch_accuracy")),
                      "train_time_s": timer["train"]}
             curve.append(point)
             print(f"  {point['episodes']:>7} episodes  val {acc:.2f} ± {ci:.2f}%  "
@@ -301,7 +364,7 @@ def main(argv=None) -> dict:
         "test_time_s": round(test_time, 1), "hardware": hardware(),
         "accuracy": round(accuracy, 2), "ci95": round(ci95, 2),
         "test_episodes": test_episodes, "test_queries_per_class": r.test_queries,
-        "published": PUBLISHED[r.learner][args.setting], "command": command,
+        "published": PUBLISHED[r.learner].get(args.setting), "command": command,
         "recipe": dataclasses.asdict(r), "tensorflow": __import__("tensorflow").__version__,
         "also_tested": also_tested, "curve": curve,
     }

@@ -1,6 +1,4 @@
-"""Meta-learners: MAML (and first-order MAML, MAML++), Reptile, Prototypical Networks, and the
-pre-training Baseline (Baseline++, Meta-Baseline).
-"""
+"""Meta-learners: MAML (FOMAML, MAML++), Reptile, ProtoNet, and the pre-training Baseline."""
 
 from tfmeta.learners.baseline import Baseline
 from tfmeta.learners.gradient_learner import GradientLearner
