@@ -30,6 +30,11 @@ def _check_positive_int(value: Any, argument: str, allow_none: bool = False) -> 
 
 
 TASK_BATCHING = ("auto", "vectorize", "unroll")
+# Under "auto", meta-batches of up to MAX_UNROLLED_TASKS tasks that cannot be vectorized are
+# unrolled; larger ones run as a parallel tf.map_fn over chunks of TASKS_PER_CHUNK unrolled
+# tasks, so that tracing time does not grow with the meta-batch.
+MAX_UNROLLED_TASKS = 8
+TASKS_PER_CHUNK = 4
 
 
 def map_tasks(
@@ -45,8 +50,11 @@ def map_tasks(
     so TensorFlow runs them concurrently; for second-order MAML on conv4 that
     measured 15.5 tasks/s against 13.4 for `tf.map_fn` and 10.8 for
     `tf.vectorized_map` with its while-loop fallback. With a dynamic meta-batch
-    size, unrolling becomes `tf.map_fn`. `"auto"` tries to vectorize and
-    unrolls when an op cannot be vectorized.
+    size, unrolling becomes `tf.map_fn`. `"auto"` tries to vectorize; when an op
+    cannot be vectorized it unrolls meta-batches of up to `MAX_UNROLLED_TASKS`
+    tasks, and runs larger ones as a parallel `tf.map_fn` over chunks of
+    `TASKS_PER_CHUNK` unrolled tasks (the traced graph, and so the time to the
+    first step, stays that of one chunk); `"unroll"` unrolls every task.
     """
     tensors = tuple(tensors)
     if mode in ("auto", "vectorize"):
@@ -71,10 +79,31 @@ def map_tasks(
         finally:
             logger.setLevel(level)
     tasks = tensors[0].shape[0]
+    if tasks is not None and (mode == "unroll" or tasks <= MAX_UNROLLED_TASKS):
+        return _unrolled(task_fn, tensors, tasks)
     if tasks is not None:
-        results = [task_fn(*(t[index] for t in tensors)) for index in range(tasks)]
-        return tf.nest.map_structure(lambda *parts: tf.stack(parts), *results)
+        return _chunked(task_fn, tensors, output_signature, tasks)
     return tf.map_fn(lambda args: task_fn(*args), tensors, fn_output_signature=output_signature)
+
+
+def _unrolled(task_fn: Callable, tensors: tuple, tasks: int) -> Any:
+    results = [task_fn(*(t[index] for t in tensors)) for index in range(tasks)]
+    return tf.nest.map_structure(lambda *parts: tf.stack(parts), *results)
+
+
+def _chunked(task_fn: Callable, tensors: tuple, output_signature: Any, tasks: int) -> Any:
+    """`tf.map_fn` over chunks of up to `TASKS_PER_CHUNK` unrolled tasks, run in parallel.
+
+    The traced graph holds one chunk whatever the meta-batch, so the first step of a
+    meta-batch of 32 traces about as fast as one of 8 instead of four times slower.
+    """
+    chunk = max(size for size in range(1, TASKS_PER_CHUNK + 1) if tasks % size == 0)
+    grouped = tuple(tf.reshape(t, [tasks // chunk, chunk, *t.shape[1:]]) for t in tensors)
+    signature = tf.nest.map_structure(lambda dtype: tf.TensorSpec(None, dtype), output_signature)
+    outputs = tf.map_fn(lambda args: _unrolled(task_fn, args, chunk), grouped,
+                        fn_output_signature=signature, parallel_iterations=tasks // chunk)
+    return tf.nest.map_structure(
+        lambda x: tf.reshape(x, tf.concat([[tasks], tf.shape(x)[2:]], axis=0)), outputs)
 
 
 def _read(variable: keras.Variable) -> Any:
