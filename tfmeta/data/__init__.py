@@ -3,9 +3,15 @@
 `list_datasets()` names every registered dataset; `get_dataset(name)` describes one.
 """
 
+from tfmeta.data.benchmark_splits import split_classes as benchmark_classes
+from tfmeta.data.cifar_fs import cifar_fs as cifar_fs
+from tfmeta.data.cub import cub as cub
 from tfmeta.data.data_dir import resolve_cache_dir as resolve_cache_dir
 from tfmeta.data.data_dir import resolve_data_dir as resolve_data_dir
 from tfmeta.data.episodes import episodes as episodes
+from tfmeta.data.fc100 import fc100 as fc100
+from tfmeta.data.mini_imagenet import mini_imagenet as mini_imagenet
+from tfmeta.data.mini_imagenet import mini_imagenet_builder as mini_imagenet_builder
 from tfmeta.data.omniglot import OmniglotImages as OmniglotImages
 from tfmeta.data.omniglot import load_omniglot as load_omniglot
 from tfmeta.data.omniglot import omniglot as omniglot
@@ -19,13 +25,19 @@ from tfmeta.data.sinusoid import sinusoid as sinusoid
 
 __all__ = [
     "DatasetSpec",
+    "benchmark_classes",
+    "cifar_fs",
+    "cub",
     "OMNIGLOT_SCHEMES",
     "OMNIGLOT_SPLITS",
     "OmniglotImages",
     "episodes",
+    "fc100",
     "get_dataset",
     "list_datasets",
     "load_omniglot",
+    "mini_imagenet",
+    "mini_imagenet_builder",
     "omniglot",
     "register",
     "resolve_cache_dir",
