@@ -17,7 +17,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import threading
+import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -100,6 +102,8 @@ def prepared_builder(
         builder = name_or_class(data_dir=tfds_dir)
     if not builder.is_prepared():
         try:
+            if download_config is None or not download_config.manual_dir:
+                _check_reachable(builder)
             builder.download_and_prepare(download_config=download_config)
         except Exception as error:  # noqa: BLE001 - any failure means "the data is not here".
             reason = " ".join(str(error).split())[:300]
@@ -109,6 +113,22 @@ def prepared_builder(
                 + help_text.format(root=builder.data_dir_root)
             ) from error
     return builder
+
+
+def _check_reachable(builder: Any, timeout: float = 10.0) -> None:
+    """Fails at once when the first download host cannot be reached.
+
+    TFDS retries a failed download ten times with back-off (over three minutes offline);
+    one connection attempt tells the user sooner.
+    """
+    urls = sorted(getattr(builder, "url_infos", None) or {})
+    host = urllib.parse.urlsplit(urls[0]).hostname if urls else None
+    if host is None:
+        return
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError as error:
+        raise ConnectionError(f"cannot reach {host} to download it: {error}") from error
 
 
 def load_images(
