@@ -36,7 +36,7 @@ def split_ids(split):
 
 
 def test_builder_prepares_the_three_class_splits(fake_root):
-    builder = data.mini_imagenet_builder(fake_root)
+    builder = data.prepared_mini_imagenet(fake_root)
     assert builder.is_prepared()
     assert builder.data_dir.startswith(str(fake_root / "tensorflow_datasets" / "mini_imagenet"))
     assert builder.info.features["label"].names == mini_imagenet_wnids()
@@ -144,3 +144,48 @@ def test_bad_episode_arguments(fake_root):
         data.mini_imagenet("dev", data_dir=fake_root)
     with pytest.raises(ValueError, match=r"`image_size`.*Received: image_size=0"):
         data.mini_imagenet("train", image_size=0, data_dir=fake_root)
+
+
+# === Command line ===
+
+
+def run_train(argv):
+    from absl import flags
+
+    from tfmeta.cli import train
+
+    flag_values = flags.FlagValues()
+    train.define_flags(flag_values)
+    train.main(flag_values([train.PROGRAM, *argv]), flag_values=flag_values)
+
+
+def test_tfmeta_train_takes_the_dataset(fake_root, tmp_path):
+    model_dir = tmp_path / "run"
+    run_train([f"--model_dir={model_dir}", "--dataset=mini_imagenet", f"--data_dir={fake_root}",
+               "--learner=protonet", "--image_size=16", "--filters=8", "--ways=3", "--shots=1",
+               "--queries=2", "--meta_batch_size=1", "--train_steps=2", "--steps_per_epoch=2",
+               "--verbose=0"])
+    assert '"dataset": "mini_imagenet"' in (model_dir / "experiment.json").read_text()
+
+
+def test_tfmeta_train_without_the_files_is_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        run_train([f"--model_dir={tmp_path / 'run'}", "--dataset=mini_imagenet",
+                   f"--data_dir={tmp_path}", "--image_size=84"])
+    error = capsys.readouterr().err
+    assert error.startswith("tfmeta-train: error: ") and error.count("\n") == 1
+    assert str(tmp_path / "mini_imagenet") in error
+
+
+def test_a_second_load_reads_the_disk_cache(fake_root, monkeypatch):
+    from tfmeta.data import tfds_source
+
+    def first_query():
+        dataset = data.mini_imagenet("test", ways=2, shots=1, queries=1, meta_batch_size=1,
+                                     image_size=12, data_dir=fake_root)
+        return next(iter(dataset))[1].numpy()
+
+    cold = first_query()
+    tfds_source.clear_memory_cache()
+    monkeypatch.setattr(tfds_source, "_decode", lambda *args: pytest.fail("decoded again"))
+    assert np.array_equal(first_query(), cold)

@@ -11,7 +11,7 @@ from tfmeta.data.data_dir import resolve_data_dir as resolve_data_dir
 from tfmeta.data.episodes import episodes as episodes
 from tfmeta.data.fc100 import fc100 as fc100
 from tfmeta.data.mini_imagenet import mini_imagenet as mini_imagenet
-from tfmeta.data.mini_imagenet import mini_imagenet_builder as mini_imagenet_builder
+from tfmeta.data.mini_imagenet import prepared_mini_imagenet as prepared_mini_imagenet
 from tfmeta.data.omniglot import OmniglotImages as OmniglotImages
 from tfmeta.data.omniglot import load_omniglot as load_omniglot
 from tfmeta.data.omniglot import omniglot as omniglot
@@ -25,20 +25,20 @@ from tfmeta.data.sinusoid import sinusoid as sinusoid
 
 __all__ = [
     "DatasetSpec",
-    "benchmark_classes",
-    "cifar_fs",
-    "cub",
     "OMNIGLOT_SCHEMES",
     "OMNIGLOT_SPLITS",
     "OmniglotImages",
+    "benchmark_classes",
+    "cifar_fs",
+    "cub",
     "episodes",
     "fc100",
     "get_dataset",
     "list_datasets",
     "load_omniglot",
     "mini_imagenet",
-    "mini_imagenet_builder",
     "omniglot",
+    "prepared_mini_imagenet",
     "register",
     "resolve_cache_dir",
     "resolve_data_dir",

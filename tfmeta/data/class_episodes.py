@@ -104,8 +104,10 @@ def class_episodes(
         f"images of the smallest class of split '{split}', {names[int(np.argmin(sizes))]}",
     )
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    if len(order) < len(images) or not np.array_equal(order, np.arange(len(order))):
+        images = images[order]  # The split's images, class by class (a copy).
     sampler = EpisodeSampler(
-        images[order],
+        images,
         offsets=offsets,
         sizes=sizes,
         ways=ways,

@@ -28,7 +28,7 @@ FOLDER = "mini_imagenet"
 PathLike = str | os.PathLike[str]
 
 
-def mini_imagenet_builder(data_dir: PathLike | None = None) -> MiniImagenet:
+def prepared_mini_imagenet(data_dir: PathLike | None = None) -> MiniImagenet:
     """The prepared `MiniImagenet` TFDS builder, prepared from the manual files if needed.
 
     Args:
@@ -43,7 +43,7 @@ def mini_imagenet_builder(data_dir: PathLike | None = None) -> MiniImagenet:
         ValueError: For a file of no mini-ImageNet class.
 
     Example:
-    >>> builder = mini_imagenet_builder("/data")  # doctest: +SKIP
+    >>> builder = prepared_mini_imagenet("/data")  # doctest: +SKIP
     >>> builder.info.features["label"].num_classes  # doctest: +SKIP
     100
     """
@@ -125,7 +125,7 @@ def mini_imagenet(
     ways, shots, queries, meta_batch_size, image_size, seed = check_episode_arguments(
         ways, shots, queries, meta_batch_size, image_size, seed
     )
-    builder = mini_imagenet_builder(data_dir)
+    builder = prepared_mini_imagenet(data_dir)
     data = load_images(builder, [split], image_size, cache_dir)
     names = wnids(split)
     label = builder.info.features["label"]

@@ -42,8 +42,9 @@ class LabelledImages(NamedTuple):
     """Every image of some splits of a TFDS dataset, decoded.
 
     Attributes:
-        images: `[N, S, S, 3]` uint8 RGB images, in TFDS's order of the splits.
-        labels: `[N]` int32 TFDS labels.
+        images: `[N, S, S, 3]` uint8 RGB images, sorted by label (within a label, in
+            TFDS's order of the splits).
+        labels: `[N]` int32 TFDS labels, ascending.
     """
 
     images: np.ndarray
@@ -208,7 +209,10 @@ def _decode(builder: Any, splits: Sequence[str], image_size: int) -> LabelledIma
             labels.append(label_batch)
     if not images:
         raise ValueError(f"TensorFlow Datasets '{builder.name}' has no images in {list(splits)}.")
-    return LabelledImages(np.concatenate(images), np.concatenate(labels).astype(np.int32))
+    # Sorted by label (stably), so a split made of whole label ranges needs no copy.
+    all_labels = np.concatenate(labels).astype(np.int32)
+    order = np.argsort(all_labels, kind="stable")
+    return LabelledImages(np.concatenate(images)[order], all_labels[order])
 
 
 def _cache_path(
