@@ -109,7 +109,8 @@ def test_unprepared_and_offline_is_one_line(tmp_path, monkeypatch):
         data.cifar_fs("train", data_dir=tmp_path)
     message = str(error.value)
     assert "\n" not in message and "no network (test)" in message
-    assert f"tfds build cifar100 --data_dir={tmp_path / 'tensorflow_datasets'}" in message
+    assert (f"tfds.builder('cifar100', data_dir='{tmp_path / 'tensorflow_datasets'}')"
+            ".download_and_prepare()" in message)
 
 
 def test_bad_arguments(fake_root):

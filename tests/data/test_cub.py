@@ -90,7 +90,7 @@ def test_unprepared_and_offline_is_one_line(tmp_path, monkeypatch):
         data.cub("train", data_dir=tmp_path)
     message = str(error.value)
     assert "\n" not in message and "no network (test)" in message
-    assert "tfds build caltech_birds2011" in message and "opencv" in message
+    assert "tfds.builder('caltech_birds2011', data_dir=" in message and "opencv" in message
 
 
 def test_too_few_images_per_class(mocked_cub, tmp_path):

@@ -19,9 +19,10 @@ from tfmeta.data.tfds_source import load_images, prepared_builder
 
 TFDS_NAME = "cifar100"
 HELP = (
-    "Prepare it where a network is available with `tfds build cifar100 --data_dir={root}` "
-    "(or copy a prepared cifar100/ folder into {root}, or into <root>/tensorflow_datasets/ of "
-    "the tfmeta data root)."
+    "Prepare it where a network is available with `python -c \"import tensorflow_datasets as "
+    "tfds; tfds.builder('cifar100', data_dir='{root}').download_and_prepare()\"` and copy "
+    "{root}/cifar100/ here if that was another machine (or keep it in "
+    "<root>/tensorflow_datasets/ of the tfmeta data root)."
 )
 
 PathLike = str | os.PathLike[str]

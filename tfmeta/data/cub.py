@@ -19,9 +19,11 @@ from tfmeta.data.tfds_source import load_images, prepared_builder
 
 TFDS_NAME = "caltech_birds2011"
 HELP = (
-    "Prepare it where a network is available with `tfds build caltech_birds2011 "
-    "--data_dir={root}` (it needs opencv-python), or copy a prepared caltech_birds2011/ folder "
-    "into {root}, or into <root>/tensorflow_datasets/ of the tfmeta data root."
+    "Prepare it where a network is available (with opencv-python installed, which TFDS needs "
+    "for it) with `python -c \"import tensorflow_datasets as tfds; "
+    "tfds.builder('caltech_birds2011', data_dir='{root}').download_and_prepare()\"` and copy "
+    "{root}/caltech_birds2011/ here if that was another machine (or keep it in "
+    "<root>/tensorflow_datasets/ of the tfmeta data root)."
 )
 
 PathLike = str | os.PathLike[str]

@@ -111,7 +111,7 @@ def prepared_builder(
             raise FileNotFoundError(
                 f"TensorFlow Datasets '{builder.name}' is not prepared in {builder.data_dir} and "
                 f"preparing it failed ({type(error).__name__}: {reason}). "
-                + help_text.format(root=builder.data_dir_root)
+                + help_text.replace("{root}", str(builder.data_dir_root))
             ) from error
     return builder
 
@@ -233,4 +233,4 @@ def _cache_path(
     name = (
         f"{builder.name}-{'+'.join(splits)}-{image_size}px-v{_CACHE_FORMAT}-{fingerprint}.npz"
     )
-    return resolve_cache_dir(None if cache_dir is None else cache_dir) / builder.name / name
+    return resolve_cache_dir(cache_dir) / builder.name / name
