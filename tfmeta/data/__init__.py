@@ -4,9 +4,15 @@
 """
 
 from tfmeta.data.batches import batches as batches
+from tfmeta.data.benchmark_splits import split_classes as benchmark_classes
+from tfmeta.data.cifar_fs import cifar_fs as cifar_fs
+from tfmeta.data.cub import cub as cub
 from tfmeta.data.data_dir import resolve_cache_dir as resolve_cache_dir
 from tfmeta.data.data_dir import resolve_data_dir as resolve_data_dir
 from tfmeta.data.episodes import episodes as episodes
+from tfmeta.data.fc100 import fc100 as fc100
+from tfmeta.data.mini_imagenet import mini_imagenet as mini_imagenet
+from tfmeta.data.mini_imagenet import prepared_mini_imagenet as prepared_mini_imagenet
 from tfmeta.data.omniglot import OmniglotImages as OmniglotImages
 from tfmeta.data.omniglot import load_omniglot as load_omniglot
 from tfmeta.data.omniglot import omniglot as omniglot
@@ -26,11 +32,17 @@ __all__ = [
     "OMNIGLOT_SPLITS",
     "OmniglotImages",
     "batches",
+    "benchmark_classes",
+    "cifar_fs",
+    "cub",
     "episodes",
+    "fc100",
     "get_dataset",
     "list_datasets",
     "load_omniglot",
+    "mini_imagenet",
     "omniglot",
+    "prepared_mini_imagenet",
     "register",
     "resolve_cache_dir",
     "resolve_data_dir",
