@@ -12,6 +12,7 @@ from tfmeta.distribute.replicas import (
     sync_replica_variables,
 )
 from tfmeta.learners.episode import check_query_targets, unpack_episode
+from tfmeta.learners.finite import guard_step, nan_for_non_finite_inputs
 
 # Metric names that mean "per-episode, with a confidence interval" on a learner.
 _EPISODIC_METRIC_ALIASES = {
@@ -73,6 +74,13 @@ class MetaLearner(keras.Model):
         # model (BackupAndRestore) and `load_weights` work before the first call.
         self.built = True
 
+    def __call__(self, *args, **kwargs):
+        # Query predictions that depend on a NaN or infinite input are NaN, whatever the
+        # network would make of it (see `nan_for_non_finite_inputs`).
+        outputs = super().__call__(*args, **kwargs)
+        inputs = args[0] if args else kwargs.get("inputs")
+        return nan_for_non_finite_inputs(inputs, outputs)
+
     # === Keras training API ===
 
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, **kwargs):
@@ -117,6 +125,8 @@ class MetaLearner(keras.Model):
         loss, y_pred, gradients = self.compute_meta_gradients(
             support_x, support_y, query_x, y, sample_weight
         )
+        # A non-finite loss or gradient is never applied; the loss then reads NaN.
+        loss, gradients = guard_step(loss, gradients)
         self._loss_tracker.update_state(
             keras.src.losses.loss.unscale_loss_for_distribution(loss),
             sample_weight=tf.shape(query_x)[0],
