@@ -262,6 +262,13 @@ class Experiment:
                     "feature, so they need --backbone=mlp. Received: "
                     f"--backbone={self.backbone}"
                 )
+        if self.learner != "protonet" and not self.regression and self.eval_ways != self.ways:
+            raise ValueError(
+                f"Invalid value for flag `--test_ways`: {self.learner}'s model ends in a "
+                f"{self.ways}-way logits layer, so it evaluates {self.ways}-way episodes only "
+                f"and --test_ways must equal --ways (or be unset). Received: --ways={self.ways}, "
+                f"--test_ways={self.test_ways}"
+            )
         if (self.jit_compile and self.learner == "protonet" and not self.regression
                 and self.eval_ways != self.ways):
             raise ValueError(

@@ -85,3 +85,20 @@ def nan_for_non_finite_inputs(inputs: Any, outputs: Any) -> Any:
     ok = tf.logical_and(support_ok[:, None], query_ok)
     ok = tf.reshape(ok, tf.concat([tf.shape(ok), tf.ones([outputs.shape.rank - 2], tf.int32)], 0))
     return tf.where(ok, outputs, tf.constant(float("nan"), outputs.dtype))
+
+
+def non_finite_weights(model: Any) -> list[str]:
+    """The paths of `model`'s weights that hold a NaN or an infinity (empty when none do).
+
+    Example:
+    >>> import keras
+    >>> non_finite_weights(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]))
+    []
+
+    """
+    return [
+        variable.path
+        for variable in model.weights
+        if tf.as_dtype(variable.dtype).is_floating
+        and not bool(tf.reduce_all(tf.math.is_finite(tf.convert_to_tensor(variable))))
+    ]
