@@ -57,6 +57,12 @@ def conv4(
             "Invalid value for argument `input_shape`: expected (height, width, channels) "
             f"with positive entries. Received: input_shape={input_shape}"
         )
+    if min(input_shape[:2]) < 2**4:
+        raise ValueError(
+            "Invalid value for argument `input_shape`: conv4 halves the image four times (2x2 "
+            "max-pooling), so height and width must be at least 16 (e.g. image_size=28 for "
+            f"Omniglot, 84 for miniImageNet). Received: input_shape={input_shape}"
+        )
     if filters < 1:
         raise ValueError(
             f"Invalid value for argument `filters`: expected a positive integer. "

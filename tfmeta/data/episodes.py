@@ -7,7 +7,12 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from tfmeta.data.arguments import check_int_in_range, check_shots_and_queries, invalid_value
+from tfmeta.data.arguments import (
+    check_int_in_range,
+    check_seed,
+    check_shots_and_queries,
+    invalid_value,
+)
 from tfmeta.data.sampling import EpisodeSampler
 
 ArrayLike = np.ndarray | tf.Tensor
@@ -77,7 +82,7 @@ def episodes(
     shots = check_int_in_range("shots", shots)
     queries = check_int_in_range("queries", queries)
     meta_batch_size = check_int_in_range("meta_batch_size", meta_batch_size)
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     examples, offsets, sizes = _flatten_classes(class_examples)
     turns = _check_rotations(rotations, examples.shape[1:])
     if turns is not None:
@@ -143,12 +148,6 @@ def with_data_sharding(dataset: tf.data.Dataset) -> tf.data.Dataset:
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.with_options(options)
-
-
-def _check_seed(seed: int) -> int:
-    if not isinstance(seed, int | np.integer) or isinstance(seed, bool):
-        raise invalid_value("seed", "an integer", seed)
-    return int(seed)
 
 
 def _flatten_classes(

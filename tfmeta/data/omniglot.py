@@ -11,7 +11,12 @@ import numpy as np
 import tensorflow as tf
 
 from tfmeta.data import array_cache, omniglot_source
-from tfmeta.data.arguments import check_int_in_range, check_shots_and_queries, invalid_value
+from tfmeta.data.arguments import (
+    check_int_in_range,
+    check_seed,
+    check_shots_and_queries,
+    invalid_value,
+)
 from tfmeta.data.data_dir import resolve_cache_dir, resolve_data_dir
 from tfmeta.data.episodes import episode_dataset
 from tfmeta.data.omniglot_splits import (
@@ -157,8 +162,7 @@ def omniglot(
     queries = check_int_in_range("queries", queries)
     meta_batch_size = check_int_in_range("meta_batch_size", meta_batch_size)
     image_size = check_int_in_range("image_size", image_size)
-    if not isinstance(seed, int | np.integer) or isinstance(seed, bool):
-        raise invalid_value("seed", "an integer", seed)
+    seed = check_seed(seed)
     if rotations is not None and not isinstance(rotations, bool):
         raise invalid_value("rotations", "True, False or None (the scheme's default)", rotations)
     check_shots_and_queries(shots, queries, DRAWINGS_PER_CHARACTER, "drawings per character")

@@ -8,6 +8,7 @@ import keras
 import tensorflow as tf
 from keras.src.losses.loss import unscale_loss_for_distribution
 
+from tfmeta.data.arguments import check_bool, check_float, is_integer
 from tfmeta.distribute.replicas import replica_mean
 from tfmeta.learners.episode import unpack_episode
 from tfmeta.learners.meta_learner import MetaLearner
@@ -18,7 +19,7 @@ LEARNED_RATE_MODES = (None, "per_parameter", "per_step")
 def _check_positive_int(value: Any, argument: str, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not is_integer(value) or value < 1:
         expected = "a positive integer" + (" or None" if allow_none else "")
         raise ValueError(
             f"Invalid value for argument `{argument}`: expected {expected}. "
@@ -133,10 +134,13 @@ class GradientLearner(MetaLearner):
             )
         _check_positive_int(inner_steps, "inner_steps")
         _check_positive_int(eval_inner_steps, "eval_inner_steps", allow_none=True)
-        if not isinstance(inner_learning_rate, (int, float)) or inner_learning_rate <= 0:
+        inner_learning_rate = check_float("inner_learning_rate", inner_learning_rate)
+        if isinstance(adapt_layers, str) or (
+            adapt_layers is not None and not all(isinstance(n, str) for n in adapt_layers)
+        ):
             raise ValueError(
-                "Invalid value for argument `inner_learning_rate`: expected a positive float. "
-                f"Received: inner_learning_rate={inner_learning_rate!r}"
+                "Invalid value for argument `adapt_layers`: expected a list of layer names "
+                f"(e.g. ['logits']) or None. Received: adapt_layers={adapt_layers!r}"
             )
         if learn_inner_learning_rate not in LEARNED_RATE_MODES:
             raise ValueError(
@@ -151,13 +155,13 @@ class GradientLearner(MetaLearner):
             )
         self.model = model
         self.task_batching = task_batching
-        self.inner_steps = inner_steps
-        self.inner_learning_rate = float(inner_learning_rate)
-        self.eval_inner_steps = eval_inner_steps
+        self.inner_steps = int(inner_steps)
+        self.inner_learning_rate = inner_learning_rate
+        self.eval_inner_steps = None if eval_inner_steps is None else int(eval_inner_steps)
         self.adapt_layers = list(adapt_layers) if adapt_layers is not None else None
         self.learn_inner_learning_rate = learn_inner_learning_rate
-        self.transductive = bool(transductive)
-        self.recompute_inner_steps = bool(recompute_inner_steps)
+        self.transductive = check_bool("transductive", transductive)
+        self.recompute_inner_steps = check_bool("recompute_inner_steps", recompute_inner_steps)
         self._adapted_indices = self._find_adapted_indices(model, self.adapt_layers)
         self._inner_rates = self._make_inner_rates()
 
@@ -423,6 +427,7 @@ class GradientLearner(MetaLearner):
                 "learn_inner_learning_rate": self.learn_inner_learning_rate,
                 "transductive": self.transductive,
                 "recompute_inner_steps": self.recompute_inner_steps,
+                "task_batching": self.task_batching,
             }
         )
         return config

@@ -5,6 +5,7 @@ import warnings
 import keras
 import tensorflow as tf
 
+from tfmeta.data.arguments import check_bool
 from tfmeta.learners.gradient_learner import GradientLearner
 
 
@@ -87,7 +88,7 @@ class MAML(GradientLearner):
             recompute_inner_steps=recompute_inner_steps,
             **kwargs,
         )
-        self.first_order = bool(first_order)
+        self.first_order = check_bool("first_order", first_order)
         if not self.first_order:
             _warn_about_keras_batch_norm(model)
 
