@@ -48,3 +48,27 @@ def test_the_extreme_seeds_work():
 def test_sinusoid_refuses_infinite_ranges(name, bounds):
     with pytest.raises(ValueError, match=f"`{name}`"):
         tfmeta.data.sinusoid(**{name: bounds})
+
+
+def test_a_meta_batch_that_cannot_fit_in_memory_is_refused_with_its_size():
+    images = np.zeros([10, 20, 28, 28, 1], "uint8")
+    with pytest.raises(ValueError, match=r"`meta_batch_size`.* GiB") as info:
+        tfmeta.data.episodes(images, 5, 1, 15, meta_batch_size=10**9)
+    assert "meta_batch_size=1000000000" in str(info.value)
+    with pytest.raises(ValueError, match=r"`meta_batch_size`.* GiB"):
+        tfmeta.data.sinusoid(meta_batch_size=10**12)
+    tfmeta.data.episodes(images, 5, 1, 15, meta_batch_size=64)
+
+
+@pytest.mark.parametrize("value, fragment", [(np.nan, "NaN"), (np.inf, "NaN"), (1j, "complex")])
+def test_non_finite_and_complex_examples_are_refused(value, fragment):
+    images = np.zeros([4, 3, 2], "complex64" if fragment == "complex" else "float32")
+    images[1, 2, 0] = value
+    with pytest.raises(ValueError, match="`class_examples`") as info:
+        tfmeta.data.episodes(images, 2, 1, 1, 1)
+    assert fragment in str(info.value)
+
+
+def test_string_examples_are_still_accepted():
+    text = np.array([[f"class {c} example {e}" for e in range(3)] for c in range(4)])
+    tfmeta.data.episodes(text, 2, 1, 1, 2)  # built; the sampler's text support is separate

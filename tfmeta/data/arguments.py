@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -172,3 +173,47 @@ def check_bool(name: str, value: Any) -> bool:
     if not isinstance(value, bool | np.bool_):
         raise invalid_value(name, "True or False", value)
     return bool(value)
+
+
+def memory_bytes() -> int | None:
+    """This machine's physical memory in bytes, or None where the system does not say.
+
+    Example:
+    >>> memory_bytes() is None or memory_bytes() > 0
+    True
+    """
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+# An element may take at most this share of the memory: tf.data's parallel map and
+# prefetch hold several elements at once, and training needs the rest.
+ELEMENT_MEMORY_SHARE = 1 / 8
+
+
+def check_element_size(nbytes: int, arguments: dict[str, Any]) -> None:
+    """Refuses a dataset element (meta-batch) of `nbytes` bytes that cannot fit in memory.
+
+    Args:
+        nbytes: The size of one element, computed from the arguments.
+        arguments: The arguments that set the size, for the message.
+
+    Raises:
+        ValueError: If `nbytes` exceeds `ELEMENT_MEMORY_SHARE` of the physical memory.
+
+    Example:
+    >>> check_element_size(1024, {"meta_batch_size": 4})
+    """
+    total = memory_bytes()
+    if total is None or nbytes <= total * ELEMENT_MEMORY_SHARE:
+        return
+    names = ", ".join(f"`{name}`" for name in arguments)
+    received = ", ".join(f"{name}={value!r}" for name, value in arguments.items())
+    raise ValueError(
+        f"Invalid values for arguments {names}: one meta-batch would take "
+        f"{nbytes / 2**30:.1f} GiB, more than {ELEMENT_MEMORY_SHARE:.0%} of this machine's "
+        f"{total / 2**30:.1f} GiB of memory (tf.data holds several at once); use a smaller "
+        f"meta-batch. Received: {received}"
+    )

@@ -184,9 +184,23 @@ def _flatten_classes(
 
 
 def _as_stored(array: ArrayLike) -> tf.Tensor:
-    """Floating-point data as float32; other dtypes unchanged (cast after the gather)."""
+    """Floating-point data as float32; other dtypes unchanged (cast after the gather).
+
+    Complex data (whose imaginary part would be dropped) and NaN or infinite values are
+    refused; strings (raw text) pass.
+    """
     tensor = tf.convert_to_tensor(array)
-    return tf.cast(tensor, tf.float32) if tensor.dtype.is_floating else tensor
+    if tensor.dtype.is_complex:
+        raise invalid_value("class_examples", "real (not complex) examples",
+                            f"<array of dtype {tensor.dtype.name}>")
+    if tensor.dtype.is_floating:
+        tensor = tf.cast(tensor, tf.float32)
+        finite = tf.math.is_finite(tensor)
+        if not bool(tf.reduce_all(finite)):
+            bad = int(tf.size(finite)) - int(tf.math.count_nonzero(finite))
+            raise invalid_value("class_examples", "finite values (no NaN or infinity)",
+                                f"<array with {bad} NaN or infinite values>")
+    return tensor
 
 
 def _check_rotations(

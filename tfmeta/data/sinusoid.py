@@ -6,7 +6,12 @@ import math
 
 import tensorflow as tf
 
-from tfmeta.data.arguments import check_int_in_range, check_seed, invalid_value
+from tfmeta.data.arguments import (
+    check_element_size,
+    check_int_in_range,
+    check_seed,
+    invalid_value,
+)
 from tfmeta.data.episodes import with_data_sharding
 from tfmeta.data.registry import DatasetSpec, register
 
@@ -60,6 +65,9 @@ def sinusoid(
     queries = check_int_in_range("queries", queries)
     meta_batch_size = check_int_in_range("meta_batch_size", meta_batch_size)
     seed = check_seed(seed)
+    # x and y of every point, and the two slices of each.
+    check_element_size(meta_batch_size * (shots + queries) * 4 * 4,
+                       {"meta_batch_size": meta_batch_size, "shots": shots, "queries": queries})
     ranges = {
         "amplitude_range": _check_range("amplitude_range", amplitude_range),
         "phase_range": _check_range("phase_range", phase_range),
