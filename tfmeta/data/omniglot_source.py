@@ -4,7 +4,8 @@ Under a data root, Omniglot is looked for in `<root>/omniglot/` (or in `<root>` 
 it holds the files directly). Each half, background and evaluation, may be the extracted
 folder `images_<half>/`, the official zip `images_<half>.zip`, or the same archive named
 `omniglot_<half>.zip`, taken in that order. Archive checksums are not checked (repacked
-archives are common); the content is: every character must have exactly 20 PNG drawings
+archives are common) unless the folder's own `SHA256SUMS` lists them (as the shipped data
+does); the content always is: every character must have exactly 20 PNG drawings
 and each half its full number of characters. When no data root is set, or it holds no
 Omniglot, the drawings come from TensorFlow Datasets (`tfds` "omniglot"), which downloads
 them where a network exists.
@@ -21,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+from tfmeta.data.checksums import verify_file
 from tfmeta.data.data_dir import DATA_DIR_ENV
 
 HALVES = ("background", "evaluation")
@@ -128,6 +130,8 @@ def read_source(source: OmniglotSource, searched: Path | None = None) -> RawOmni
         if path.is_dir():
             halves[half] = _group(_folder_members(path), str(path))
         else:
+            # The data folder's SHA256SUMS, when it lists the archive (the shipped copies).
+            verify_file(path, source.omniglot_dir)
             halves[half] = _group(_zip_members(path), str(path))
     return _assemble(halves, f"{source.background} and {source.evaluation}")
 
