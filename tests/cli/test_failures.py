@@ -205,3 +205,12 @@ def test_one_episode_says_the_interval_is_undefined(sinusoid_run, tmp_path, caps
                               f"--output={output}"])
     assert "95% CI is undefined" in capsys.readouterr().out
     assert json.loads(output.read_text())["ci95"] is None
+
+
+def test_missing_data_leaves_no_model_dir_behind(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert fails(train, [f"--model_dir={tmp_path / 'run'}", "--dataset=omniglot",
+                         f"--data_dir={tmp_path / 'empty'}"]) == 1
+    assert f"No Omniglot was found in {tmp_path / 'empty'}" in one_line_error(capsys,
+                                                                              "tfmeta-train")
+    assert not (tmp_path / "run").exists()

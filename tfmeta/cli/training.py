@@ -7,6 +7,7 @@ import importlib.util
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 
 import keras
@@ -77,10 +78,16 @@ def train(
     distribute.check_jit_compile(experiment.jit_compile, strategy)
     chief = distribute.is_chief(strategy)
     # Before any work: a folder that cannot be written fails now, not after training.
+    created = chief and not Path(model_dir).exists()
     model_dir = paths.writable_folder(model_dir, "model_dir") if chief else Path(model_dir)
     lock = paths.locked_folder(model_dir) if chief else contextlib.nullcontext()
-    with lock:
-        return _train(experiment, model_dir, data_dir, verbose, strategy, chief)
+    try:
+        with lock:
+            return _train(experiment, model_dir, data_dir, verbose, strategy, chief)
+    except BaseException:
+        if created and {p.name for p in model_dir.iterdir()} <= {paths.LOCK_FILE}:
+            shutil.rmtree(model_dir, ignore_errors=True)  # failed before writing anything
+        raise
 
 
 def _train(experiment, model_dir, data_dir, verbose, strategy, chief) -> MetaLearner:

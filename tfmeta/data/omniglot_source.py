@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from tfmeta.data.checksums import verify_file
-from tfmeta.data.data_dir import DATA_DIR_ENV
+from tfmeta.data.tfds_fallback import read_with_tfds
 
 HALVES = ("background", "evaluation")
 DRAWINGS_PER_CHARACTER = 20
@@ -217,20 +217,13 @@ def _assemble(halves: dict[str, dict[str, list[bytes]]], origin: str) -> RawOmni
 
 
 def _read_tfds(searched: Path | None) -> RawOmniglot:
-    try:
-        halves = {half: _group_tfds(_tfds_examples(_TFDS_HALVES[half])) for half in HALVES}
-    except Exception as error:  # noqa: BLE001 - any TFDS failure means "no data here".
-        where = (
-            f"No Omniglot was found in {searched}"
-            if searched is not None
-            else f"No data directory was given (argument `data_dir`, or ${DATA_DIR_ENV})"
-        )
-        raise FileNotFoundError(
-            f"{where}: it should hold images_background.zip and images_evaluation.zip (or "
-            "omniglot_background.zip / omniglot_evaluation.zip, or the extracted folders) "
-            f"under omniglot/. Set `data_dir` or ${DATA_DIR_ENV} to the folder that holds "
-            f"omniglot/. Downloading through TensorFlow Datasets failed too: {error}"
-        ) from error
+    halves = read_with_tfds(
+        "omniglot", searched,
+        "images_background.zip and images_evaluation.zip (or omniglot_background.zip / "
+        "omniglot_evaluation.zip, or the extracted folders)",
+        lambda: {half: _group_tfds(_tfds_examples(_TFDS_HALVES[half])) for half in HALVES},
+        title="Omniglot",
+    )
     return _assemble(halves, "TensorFlow Datasets 'omniglot'")
 
 
