@@ -14,19 +14,9 @@ import tensorflow as tf
 from tfmeta.export.serving_checks import check_served_episode
 from tfmeta.learners.finite import non_finite_weights
 from tfmeta.learners.gradient_learner import GradientLearner
+from tfmeta.learners.labels import is_classifier, is_regression
 from tfmeta.learners.meta_learner import MetaLearner
 from tfmeta.learners.protonet import ProtoNet
-
-# Names (as Keras spells them for strings, `Loss.name` and functions) of the
-# losses that make a gradient-based learner a regressor: float targets.
-_REGRESSION_LOSSES = frozenset(
-    {
-        "mse", "mae", "mape", "msle", "huber", "log_cosh", "logcosh",
-        "mean_squared_error", "mean_absolute_error", "mean_absolute_percentage_error",
-        "mean_squared_logarithmic_error", "huber_loss",
-    }
-)
-
 
 def export_learner(
     learner: MetaLearner,
@@ -269,17 +259,6 @@ def _example_shape(model: keras.Model, example_shape) -> list[int | None]:
     return list(inputs[0].shape[1:])
 
 
-def _is_regression(learner: MetaLearner) -> bool:
-    if not isinstance(learner, GradientLearner):
-        return False
-    loss = getattr(learner, "loss", None)
-    if isinstance(loss, str):
-        name = loss
-    else:
-        name = getattr(loss, "name", None) or getattr(loss, "__name__", None)
-    return isinstance(name, str) and name.lower() in _REGRESSION_LOSSES
-
-
 def _support_y_spec(learner, model, spec) -> tuple[bool, tf.TensorSpec]:
     """`(classification, spec)` of `support_y` for one episode."""
     if spec is not None:
@@ -291,9 +270,9 @@ def _support_y_spec(learner, model, spec) -> tuple[bool, tf.TensorSpec]:
                 "shape [None, ...] (S is dynamic). Received: "
                 f"support_y_spec={spec!r}"
             )
-        classification = spec.dtype.is_integer
+        classification = spec.dtype.is_integer or is_classifier(learner)
         return classification, tf.TensorSpec(spec.shape, spec.dtype, name="support_y")
-    if _is_regression(learner):
+    if is_regression(learner):
         target_shape = list(model.outputs[0].shape[1:]) if _model_inputs(model) else [None]
         return False, tf.TensorSpec([None, *target_shape], tf.float32, name="support_y")
     return True, tf.TensorSpec([None], tf.int32, name="support_y")
@@ -301,10 +280,5 @@ def _support_y_spec(learner, model, spec) -> tuple[bool, tf.TensorSpec]:
 
 def _known_ways(learner: MetaLearner, model: keras.Model) -> int | None:
     """N when the learner fixes it: ProtoNet's `ways` or the classifier's head size."""
-    if isinstance(learner, ProtoNet):
-        return learner.ways
-    try:
-        ways = model.outputs[0].shape[-1]
-    except (AttributeError, TypeError, ValueError, IndexError):
-        return None
-    return int(ways) if ways is not None else None
+    del model  # The learner knows (`MetaLearner.fixed_ways`).
+    return learner.fixed_ways()

@@ -413,6 +413,14 @@ class GradientLearner(MetaLearner):
         for variable, mean in zip(self.model.non_trainable_variables, means):
             variable.assign(mean)
 
+    def fixed_ways(self):
+        """The head size of a classifier model (its output's last dimension), or None."""
+        try:
+            ways = self.model.outputs[0].shape[-1]
+        except (AttributeError, TypeError, ValueError, IndexError):
+            return None
+        return int(ways) if ways is not None else None
+
     # === Config ===
 
     def get_config(self):

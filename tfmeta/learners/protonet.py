@@ -75,6 +75,10 @@ class ProtoNet(MetaLearner):
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics,
                         jit_compile=jit_compile, **kwargs)
 
+    def fixed_ways(self):
+        """`ways` when given, else None (the number of ways comes from the labels)."""
+        return self.ways
+
     def embed(self, examples, training=False, example_rank=None):
         """Embeddings `[..., D]` of examples `[..., *example_shape]` (any leading dims).
 
