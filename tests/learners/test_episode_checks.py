@@ -79,7 +79,7 @@ def test_empty_support_or_query_sets(make, empty):
     else:
         x["query_x"], y = x["query_x"][:, :0], y[:, :0]
     for call in ("fit", "evaluate", "predict"):
-        one_line_value_error(lambda: CALLS[call](make(), x, y), f"the {empty} set is empty")
+        one_line_value_error(lambda c=call: CALLS[c](make(), x, y), f"the {empty} set is empty")
 
 
 def test_empty_support_set_in_a_dataset_with_dynamic_shapes():

@@ -18,6 +18,7 @@ from tfmeta.learners.labels import is_classifier, is_regression
 from tfmeta.learners.meta_learner import MetaLearner
 from tfmeta.learners.protonet import ProtoNet
 
+
 def export_learner(
     learner: MetaLearner,
     filepath: str | os.PathLike,

@@ -6,6 +6,8 @@ import tensorflow as tf
 
 from tfmeta.learners.labels import label_checks, size_checks
 
+from tfmeta.learners.labels import label_checks, size_checks
+
 
 def check_served_episode(
     support_x: tf.Tensor,
@@ -41,8 +43,6 @@ def check_served_episode(
 
     Example:
     >>> import tensorflow as tf
-
-from tfmeta.learners.labels import label_checks, size_checks
     >>> x, y, q = check_served_episode(tf.zeros([2, 1]), tf.constant([0, 1]), tf.zeros([3, 1]),
     ...                                classification=True, ways=2, every_class=True)
     >>> y.numpy().tolist()
