@@ -6,8 +6,6 @@ import tensorflow as tf
 
 from tfmeta.learners.labels import label_checks, size_checks
 
-from tfmeta.learners.labels import label_checks, size_checks
-
 
 def check_served_episode(
     support_x: tf.Tensor,
