@@ -2,6 +2,7 @@
 
 import errno
 import json
+import os
 import shutil
 
 import keras
@@ -151,8 +152,9 @@ def test_a_failed_export_leaves_nothing_and_the_retry_works(sinusoid_run, tmp_pa
     archive_class = type(keras.export.ExportArchive())  # the backend's subclass
     original = archive_class.write_out
 
-    def write_half(self, filepath, **kwargs):
+    def write_half(self, filepath, **kwargs):  # as a full disk would stop write_out
         (tmp_path / "half").mkdir(exist_ok=True)
+        os.makedirs(f"{filepath}/variables", exist_ok=True)
         with open(f"{filepath}/saved_model.pb", "wb") as file:
             file.write(b"half")
         raise OSError(errno.ENOSPC, "No space left on device")
