@@ -61,6 +61,18 @@ def test_evaluate_and_export_refuse_non_finite_weights(diverged_run, tmp_path, c
     assert not (tmp_path / "x").exists()
 
 
+def test_a_non_finite_evaluation_fails_instead_of_printing_nan(diverged_run):
+    from tfmeta.cli import builders
+    from tfmeta.cli.evaluation import evaluate as evaluate_learner
+    from tfmeta.cli.experiment import Experiment
+
+    experiment = Experiment.load(diverged_run)
+    learner = keras.saving.load_model(diverged_run / "learner.keras", compile=False)
+    builders.compile_learner(learner, experiment)
+    with pytest.raises(FloatingPointError, match="3 of 3 episodes gave a NaN or infinite mse"):
+        evaluate_learner(learner, experiment, episodes=3)
+
+
 def test_the_json_is_always_valid(tmp_path):
     result = EvaluationResult("mse", float("nan"), float("inf"), 3, None, 1)
     path = result.write_json(tmp_path / "r.json")
