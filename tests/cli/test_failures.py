@@ -221,7 +221,11 @@ def test_one_episode_says_the_interval_is_undefined(sinusoid_run, tmp_path, caps
     assert json.loads(output.read_text())["ci95"] is None
 
 
-def test_missing_data_leaves_no_model_dir_behind(tmp_path, capsys):
+def test_missing_data_leaves_no_model_dir_behind(tmp_path, capsys, monkeypatch):
+    def offline(split):
+        raise ConnectionError("no network (test)")
+
+    monkeypatch.setattr("tfmeta.data.omniglot_source._tfds_examples", offline)
     (tmp_path / "empty").mkdir()
     assert fails(train, [f"--model_dir={tmp_path / 'run'}", "--dataset=omniglot",
                          f"--data_dir={tmp_path / 'empty'}"]) == 1
