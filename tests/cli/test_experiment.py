@@ -36,6 +36,12 @@ def test_round_trips_through_json(tmp_path):
         ({"dataset": "sinusoid", "learner": "protonet", "backbone": "mlp"}, "`--learner`"),
         ({"dataset": "sinusoid"}, "`--backbone`"),
         ({"learner": "protonet", "ways": 60, "test_ways": 5, "jit_compile": True}, "`--test_ways`"),
+        ({"learner": "maml", "ways": 5, "test_ways": 3}, "`--test_ways`"),
+        ({"inner_learning_rate": float("inf")}, "`--inner_learning_rate`"),
+        ({"inner_learning_rate": float("nan")}, "`--inner_learning_rate`"),
+        ({"final_learning_rate": float("inf")}, "`--final_learning_rate`"),
+        ({"seed": 2**32}, "`--seed`"),
+        ({"seed": -1}, "`--seed`"),
     ],
 )
 def test_bad_settings_name_the_flag(kwargs, fragment):

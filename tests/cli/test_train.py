@@ -44,7 +44,8 @@ def test_rerun_with_more_steps_resumes_from_the_last_epoch(tmp_path, capsys):
 def test_a_finished_run_reruns_as_a_no_op(sinusoid_run, capsys):
     before = (sinusoid_run / "history.csv").read_text()
     learner = training.train(Experiment.load(sinusoid_run), sinusoid_run, verbose=0)
-    assert "holds 2 of 2 epochs; nothing is left to train" in capsys.readouterr().out
+    assert "holds 2 epochs (20 steps) and --train_steps=20 needs 2; nothing is left to train" \
+        in capsys.readouterr().out
     assert (sinusoid_run / "history.csv").read_text() == before
     assert int(learner.optimizer.iterations) == 20
 

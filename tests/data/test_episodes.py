@@ -179,7 +179,7 @@ def test_rotations_make_new_classes():
         ({"queries": -1}, r"`queries`: expected a positive integer. Received: queries=-1"),
         ({"meta_batch_size": 0}, r"`meta_batch_size`: expected a positive integer"),
         ({"shots": 5, "queries": 6}, r"shots \+ queries to be at most 10.*shots=5, queries=6"),
-        ({"seed": "a"}, r"`seed`: expected an integer. Received: seed='a'"),
+        ({"seed": "a"}, r"`seed`: expected an integer between .* Received: seed='a'"),
         ({"rotations": (0, 45)}, r"`rotations`: expected a sequence of distinct angles"),
         ({"rotations": (90, 90)}, r"`rotations`: expected a sequence of distinct angles"),
     ],

@@ -177,6 +177,8 @@ def test_tfds_fallback_when_no_folder(tmp_path, fake_counts, monkeypatch):
             yield alphabet, int(character[-2:]) - 1, png
 
     monkeypatch.setattr(omniglot_source, "_tfds_examples", fake_tfds)
+    # A TFDS that works (this install may lack what its downloads need).
+    monkeypatch.setattr("tfmeta.data.tfds_fallback.tfds_unavailable_reason", lambda: None)
     monkeypatch.delenv("TFMETA_DATA_DIR", raising=False)
     data = load_omniglot(image_size=FAKE_SIZE, cache_dir=tmp_path / "c")
     assert data.characters == tuple(FAKE_CHARACTERS) and data.num_background == 5

@@ -4,6 +4,7 @@ from collections.abc import Sequence
 
 import keras
 
+from tfmeta.data.arguments import check_int_in_range, invalid_value, is_integer
 from tfmeta.layers.batch_normalization import BatchNormalization
 
 
@@ -51,11 +52,24 @@ def conv4(
     (None, 5)
 
     """
+    if isinstance(input_shape, str) or not isinstance(input_shape, Sequence) or any(
+        not is_integer(d) for d in input_shape
+    ):
+        raise invalid_value("input_shape", "(height, width, channels) integers", input_shape)
     input_shape = tuple(int(d) for d in input_shape)
+    filters = check_int_in_range("filters", filters)
+    if num_classes is not None:
+        num_classes = check_int_in_range("num_classes", num_classes)
     if len(input_shape) != 3 or min(input_shape) < 1:
         raise ValueError(
             "Invalid value for argument `input_shape`: expected (height, width, channels) "
             f"with positive entries. Received: input_shape={input_shape}"
+        )
+    if min(input_shape[:2]) < 2**4:
+        raise ValueError(
+            "Invalid value for argument `input_shape`: conv4 halves the image four times (2x2 "
+            "max-pooling), so height and width must be at least 16 (e.g. image_size=28 for "
+            f"Omniglot, 84 for miniImageNet). Received: input_shape={input_shape}"
         )
     if filters < 1:
         raise ValueError(

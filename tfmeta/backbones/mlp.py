@@ -4,6 +4,16 @@ from collections.abc import Sequence
 
 import keras
 
+from tfmeta.data.arguments import check_int_in_range, invalid_value, is_integer
+
+
+def _shape(name, value) -> tuple[int, ...]:
+    if isinstance(value, str) or not isinstance(value, Sequence) or not value or any(
+        not is_integer(d) or d < 1 for d in value
+    ):
+        raise invalid_value(name, "a non-empty sequence of positive integers", value)
+    return tuple(int(d) for d in value)
+
 
 def mlp(
     input_shape: Sequence[int] = (1,),
@@ -30,17 +40,13 @@ def mlp(
     (None, 1)
 
     """
+    if isinstance(hidden_units, str) or not isinstance(hidden_units, Sequence) or any(
+        not is_integer(u) or u < 1 for u in hidden_units
+    ):
+        raise invalid_value("hidden_units", "a sequence of positive integers", hidden_units)
     hidden_units = tuple(int(u) for u in hidden_units)
-    if any(u < 1 for u in hidden_units):
-        raise ValueError(
-            "Invalid value for argument `hidden_units`: expected positive integers. "
-            f"Received: hidden_units={hidden_units}"
-        )
-    if output_units < 1:
-        raise ValueError(
-            "Invalid value for argument `output_units`: expected a positive integer. "
-            f"Received: output_units={output_units}"
-        )
+    input_shape = _shape("input_shape", input_shape)
+    output_units = check_int_in_range("output_units", output_units)
     inputs = keras.Input(shape=tuple(input_shape), name="features")
     x = keras.layers.Flatten(name="flatten")(inputs) if len(input_shape) > 1 else inputs
     for index, units in enumerate(hidden_units):

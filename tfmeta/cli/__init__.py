@@ -12,6 +12,9 @@ directly:
 - `tfmeta.cli.training`: `train(experiment, model_dir)`, resumable.
 - `tfmeta.cli.evaluation`: `load_trained(model_dir)` and `evaluate(...)`,
   the mean and 95% confidence interval over test episodes.
+- `tfmeta.cli.paths`: output folders and files checked before any work,
+  written atomically, and the lock of a `--model_dir`.
+- `tfmeta.cli.launcher`: flags and errors as one line on stderr.
 
 Only this package reads absl flags; the library takes keyword arguments.
 """

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from absl import flags
 
-from tfmeta.cli import launcher
+from tfmeta.cli import launcher, paths
 from tfmeta.cli.evaluation import evaluate, load_trained
 
 PROGRAM = "tfmeta-evaluate"
@@ -62,6 +62,9 @@ def main(argv: list[str], flag_values: flags.FlagValues = flags.FLAGS) -> None:
     with launcher.errors_as_one_line(PROGRAM):
         if len(argv) > 1:
             raise ValueError(f"unexpected positional arguments {argv[1:]}; flags start with --")
+        if flag_values.output is not None:
+            # Checked first: an unwritable --output must not cost a whole evaluation.
+            paths.writable_file(flag_values.output, "output")
         learner, experiment = load_trained(flag_values.model_dir)
         data_dir = flag_values.data_dir
         result = evaluate(
@@ -71,7 +74,7 @@ def main(argv: list[str], flag_values: flags.FlagValues = flags.FLAGS) -> None:
             batch_size=flag_values.batch_size, seed=flag_values.seed, data_dir=data_dir,
         )
         print(result)
-        if flag_values.output:
+        if flag_values.output is not None:
             result.write_json(flag_values.output)
 
 

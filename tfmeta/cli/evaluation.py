@@ -14,10 +14,11 @@ import numpy as np
 import tensorflow as tf
 
 from tfmeta import metrics
-from tfmeta.cli import builders
+from tfmeta.cli import builders, paths
 from tfmeta.cli.experiment import EXPERIMENT_FILE, Experiment
 from tfmeta.cli.training import LEARNER_FILE, evaluation_batch_size
 from tfmeta.learners import GradientLearner, MetaLearner, ProtoNet
+from tfmeta.learners.finite import non_finite_weights
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,7 +28,8 @@ class EvaluationResult:
     Attributes:
         metric: "accuracy" (classification) or "mse" (regression).
         mean: The mean over episodes.
-        ci95: The half-width `1.96 * std / sqrt(episodes)`.
+        ci95: The half-width `1.96 * std / sqrt(episodes)`, or None for one episode
+            (the interval is undefined).
         episodes: The number of episodes.
         ways: Classes per episode (None for regression).
         shots: Support examples per class (per task for regression).
@@ -35,12 +37,14 @@ class EvaluationResult:
     Example:
     >>> print(EvaluationResult("accuracy", 0.98712, 0.00213, 1000, 5, 1))
     accuracy: 0.9871 ± 0.0021 (95% CI, 1000 episodes, 5-way 1-shot)
+    >>> print(EvaluationResult("accuracy", 0.8, None, 1, 5, 1))
+    accuracy: 0.8000 (1 episode: the 95% CI is undefined, 5-way 1-shot)
 
     """
 
     metric: str
     mean: float
-    ci95: float
+    ci95: float | None
     episodes: int
     ways: int | None
     shots: int
@@ -49,19 +53,27 @@ class EvaluationResult:
         setting = f"{self.shots}-shot"
         if self.ways is not None:
             setting = f"{self.ways}-way {setting}"
+        if self.ci95 is None:
+            return (f"{self.metric}: {self.mean:.4f} ({self.episodes} episode: the 95% CI is "
+                    f"undefined, {setting})")
         return (f"{self.metric}: {self.mean:.4f} ± {self.ci95:.4f} "
                 f"(95% CI, {self.episodes} episodes, {setting})")
 
     def to_dict(self) -> dict[str, Any]:
-        """`{"metric", "mean", "ci95", "episodes", "ways", "shots"}`, ready for JSON."""
-        return dataclasses.asdict(self)
+        """`{"metric", "mean", "ci95", "episodes", "ways", "shots"}`, ready for JSON.
+
+        A value that is not a finite number (never produced by `evaluate`) becomes None,
+        so the JSON is always valid.
+        """
+        return {name: None if isinstance(value, float) and not math.isfinite(value) else value
+                for name, value in dataclasses.asdict(self).items()}
 
     def write_json(self, path: str | os.PathLike[str]) -> Path:
         """Writes `to_dict()` as JSON to `path` (parent folders created) and returns it."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        return path
+        return paths.write_text_atomically(
+            path, json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n")
 
 
 def load_trained(model_dir: str | os.PathLike[str]) -> tuple[MetaLearner, Experiment]:
@@ -76,6 +88,8 @@ def load_trained(model_dir: str | os.PathLike[str]) -> tuple[MetaLearner, Experi
 
     Raises:
         FileNotFoundError: If the folder holds no trained learner.
+        ValueError: If `learner.keras` cannot be read, or holds NaN or infinite
+            weights (a diverged run).
 
     """
     model_dir = Path(model_dir)
@@ -89,7 +103,23 @@ def load_trained(model_dir: str | os.PathLike[str]) -> tuple[MetaLearner, Experi
             f"first with `tfmeta-train --model_dir={model_dir} ...`."
         )
     experiment = Experiment.load(model_dir)
-    learner = keras.saving.load_model(learner_path, compile=False)
+    try:
+        learner = keras.saving.load_model(learner_path, compile=False)
+    except Exception as error:  # noqa: BLE001 - any failure means an unusable file.
+        reason = " ".join(str(error).split())[:300] or type(error).__name__
+        raise ValueError(
+            f"Invalid `--model_dir`: {learner_path} is not a readable Keras model (corrupt or "
+            f"truncated: {type(error).__name__}: {reason}). Train again with `tfmeta-train "
+            f"--model_dir={model_dir}` (the backup/ folder resumes it)."
+        ) from None
+    bad = non_finite_weights(learner)
+    if bad:
+        raise ValueError(
+            f"Invalid `--model_dir`: {learner_path} holds NaN or infinite weights ({len(bad)} "
+            f"of {len(learner.weights)}, e.g. {bad[0]}): the run diverged, so it can be "
+            "neither evaluated nor exported. Train again with a lower --learning_rate or "
+            "--inner_learning_rate."
+        )
     builders.compile_learner(learner, experiment)
     return learner, experiment
 
@@ -136,6 +166,7 @@ def evaluate(
         ValueError: For settings the learner or the data cannot serve.
 
     """
+    ways_given = ways is not None
     ways = experiment.eval_ways if ways is None else ways
     shots = experiment.eval_shots if shots is None else shots
     queries = experiment.eval_queries if queries is None else queries
@@ -155,7 +186,7 @@ def evaluate(
             "Invalid value for flag `--inner_steps`: only MAML and Reptile adapt with inner "
             f"steps. Received: --inner_steps={inner_steps} for {type(learner).__name__}"
         )
-    _check_ways(learner, experiment, ways)
+    _check_ways(learner, experiment, ways, given=ways_given)
     batch = batch_size or evaluation_batch_size(experiment, episodes, ways, shots, queries)
     batch = min(batch, episodes)
 
@@ -170,11 +201,18 @@ def evaluate(
     for inputs, query_y in dataset.take(math.ceil(episodes / batch)):
         values.append(episode_values(inputs, query_y).numpy())
     values = np.concatenate(values)[:episodes]
+    metric = "mse" if experiment.regression else "accuracy"
+    non_finite = int(np.count_nonzero(~np.isfinite(values)))
+    if non_finite:
+        raise FloatingPointError(
+            f"Evaluation failed: {non_finite} of {values.size} episodes gave a NaN or infinite "
+            f"{metric} (NaN or infinite weights or data); no result was written."
+        )
     mean, ci95 = metrics.mean_confidence_interval(values)
     return EvaluationResult(
-        metric="mse" if experiment.regression else "accuracy",
+        metric=metric,
         mean=mean,
-        ci95=ci95,
+        ci95=ci95 if values.size > 1 else None,
         episodes=int(values.size),
         ways=None if experiment.regression else ways,
         shots=shots,
@@ -207,7 +245,8 @@ def _episode_values_fn(learner: MetaLearner, experiment: Experiment, inner_steps
     return episode_values
 
 
-def _check_ways(learner: MetaLearner, experiment: Experiment, ways: int) -> None:
+def _check_ways(learner: MetaLearner, experiment: Experiment, ways: int,
+                given: bool = True) -> None:
     """Raises a `ValueError` when the learner's output cannot be `ways`-way."""
     if experiment.regression:
         return
@@ -221,6 +260,7 @@ def _check_ways(learner: MetaLearner, experiment: Experiment, ways: int) -> None
         raise ValueError(
             f"Invalid value for flag `--ways`: this {type(learner).__name__} can only "
             f"classify {fixed}-way episodes, as {reason}. Received: --ways={ways}"
+            + ("" if given else " (the experiment's test_ways, as --ways was not given)")
         )
 
 

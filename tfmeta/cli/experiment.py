@@ -267,11 +267,14 @@ class Experiment:
         if not _is_int(self.validation_episodes) or self.validation_episodes < 0:
             raise _invalid("validation_episodes", "a non-negative integer",
                            self.validation_episodes)
-        if not _is_int(self.seed):
-            raise _invalid("seed", "an integer", self.seed)
+        if not _is_int(self.seed) or not 0 <= self.seed < 2**32:
+            # Keras' set_random_seed (the initial weights) takes seeds below 2**32.
+            raise _invalid("seed", "an integer between 0 and 2**32 - 1", self.seed)
         for name in ("inner_learning_rate", "learning_rate", "lr_decay_rate"):
             _positive_float(name, getattr(self, name))
-        if not isinstance(self.final_learning_rate, (int, float)) or self.final_learning_rate < 0:
+        final = self.final_learning_rate
+        if (isinstance(final, bool) or not isinstance(final, (int, float)) or not final >= 0
+                or not math.isfinite(final)):
             raise _invalid("final_learning_rate", "a non-negative number",
                            self.final_learning_rate)
         if self.regression:
@@ -287,6 +290,13 @@ class Experiment:
                     "feature, so they need --backbone=mlp. Received: "
                     f"--backbone={self.backbone}"
                 )
+        if self.learner != "protonet" and not self.regression and self.eval_ways != self.ways:
+            raise ValueError(
+                f"Invalid value for flag `--test_ways`: {self.learner}'s model ends in a "
+                f"{self.ways}-way logits layer, so it evaluates {self.ways}-way episodes only "
+                f"and --test_ways must equal --ways (or be unset). Received: --ways={self.ways}, "
+                f"--test_ways={self.test_ways}"
+            )
         if (self.jit_compile and self.learner == "protonet" and not self.regression
                 and self.eval_ways != self.ways):
             raise ValueError(
@@ -342,8 +352,9 @@ def _positive_int(name: str, value: Any) -> None:
 
 
 def _positive_float(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise _invalid(name, "a positive number", value)
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0
+            or not math.isfinite(value)):
+        raise _invalid(name, "a positive finite number", value)
 
 
 def _int_tuple(name: str, value: Any) -> tuple[int, ...]:

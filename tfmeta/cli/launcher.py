@@ -67,10 +67,12 @@ def fail(program: str, message: str, status: int = 1) -> None:
 
 @contextlib.contextmanager
 def errors_as_one_line(program: str) -> Iterator[None]:
-    """Turns a `ValueError` or `FileNotFoundError` into `fail(program, message)`.
+    """Turns the errors of bad input or a failed run into `fail(program, message)`.
 
-    These are the errors of bad input (flags, folders, data); anything else is
-    a bug and keeps its traceback.
+    `ValueError` (flags, data), `OSError` (missing, unreadable or unwritable
+    files and folders, a full disk) and `FloatingPointError` (a diverged run)
+    become one line and exit status 1; anything else is a bug and keeps its
+    traceback.
 
     Example:
     >>> with errors_as_one_line("tfmeta-demo"):  # doctest: +SKIP
@@ -79,5 +81,13 @@ def errors_as_one_line(program: str) -> Iterator[None]:
     """
     try:
         yield
-    except (ValueError, FileNotFoundError) as error:
-        fail(program, str(error) or type(error).__name__)
+    except (ValueError, OSError, FloatingPointError) as error:
+        fail(program, _describe(error))
+
+
+def _describe(error: BaseException) -> str:
+    message = str(error) or type(error).__name__
+    if isinstance(error, OSError) and not isinstance(error, FileNotFoundError):
+        # e.g. "[Errno 28] No space left on device: 'runs/x/learner.keras'"
+        message = f"{type(error).__name__}: {message}"
+    return message

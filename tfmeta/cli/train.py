@@ -31,7 +31,7 @@ from tfmeta.cli.experiment import (
     SCHEMES,
     Experiment,
 )
-from tfmeta.cli.training import train
+from tfmeta.cli.training import restored_epoch, train
 from tfmeta.distribute import STRATEGY_NAMES, strategy_from_name
 
 PROGRAM = "tfmeta-train"
@@ -162,8 +162,11 @@ def main(argv: list[str], flag_values: flags.FlagValues = flags.FLAGS) -> None:
         # First: the multi-worker strategy must exist before TensorFlow runs an operation.
         strategy = strategy_from_name(flag_values.strategy)
         experiment = experiment_from_flags(flag_values)
+        already_trained = restored_epoch(flag_values.model_dir) >= experiment.epochs
         train(experiment, flag_values.model_dir, data_dir=flag_values.data_dir,
               verbose=flag_values.verbose, strategy=strategy)
+        if already_trained:
+            return
         steps = experiment.epochs * experiment.steps_per_epoch
         print(f"Trained {experiment.learner} for {steps} steps: {flag_values.model_dir}/"
               f"learner.keras. Next: tfmeta-evaluate --model_dir={flag_values.model_dir}")

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
 from tfmeta import distribute
-from tfmeta.cli import builders
+from tfmeta.cli import builders, paths
 from tfmeta.cli.experiment import EXPERIMENT_FILE, RESUMABLE_CHANGES, Experiment
 from tfmeta.learners import MetaLearner
 
@@ -20,10 +22,6 @@ LEARNER_FILE = "learner.keras"
 BACKUP_DIR = "backup"
 LOGS_DIR = "logs"
 HISTORY_FILE = "history.csv"
-
-# Seeds of the episode stream after a resume: a resumed run draws fresh episodes.
-_RESUME_SEED_STRIDE = 7919
-
 
 def train(
     experiment: Experiment,
@@ -42,8 +40,11 @@ def train(
     Calling `train` again on the same folder resumes from the last finished
     epoch (weights, optimizer state and epoch restored), so an interrupted run
     continues where it stopped, and a finished one with a larger
-    `train_steps` trains on. A resumed run draws fresh episodes (the episode
-    seed moves on with the epoch) rather than replaying the first ones.
+    `train_steps` trains on. A resumed run continues the episode stream at the
+    step where the backup stopped, so it sees the episodes an uninterrupted
+    run would. One trainer at a time: a lock file in `model_dir` refuses a
+    second one. A non-finite loss stops training with `TrainingDivergedError`;
+    the backup keeps the last good epoch and no `learner.keras` is written.
 
     Args:
         experiment: What to train.
@@ -64,6 +65,7 @@ def train(
         ValueError: If `model_dir` holds another experiment, or for settings
             the data cannot supply.
         FileNotFoundError: If the dataset is not where `data_dir` points.
+        TrainingDivergedError: If the loss became NaN or infinite.
 
     Example:
     >>> experiment = Experiment(dataset="sinusoid", backbone="mlp", meta_batch_size=2,
@@ -71,19 +73,35 @@ def train(
     >>> learner = train(experiment, "/tmp/tfmeta-doctest-run", verbose=0)  # doctest: +SKIP
 
     """
-    model_dir = Path(model_dir)
     strategy = strategy or tf.distribute.get_strategy()
     distribute.per_replica_meta_batch_size(experiment.meta_batch_size, strategy)
     distribute.check_jit_compile(experiment.jit_compile, strategy)
     chief = distribute.is_chief(strategy)
+    # Before any work: a folder that cannot be written fails now, not after training.
+    created = chief and not Path(model_dir).exists()
+    model_dir = paths.writable_folder(model_dir, "model_dir") if chief else Path(model_dir)
+    lock = paths.locked_folder(model_dir) if chief else contextlib.nullcontext()
+    try:
+        with lock:
+            return _train(experiment, model_dir, data_dir, verbose, strategy, chief)
+    except BaseException:
+        if created and {p.name for p in model_dir.iterdir()} <= {paths.LOCK_FILE}:
+            shutil.rmtree(model_dir, ignore_errors=True)  # failed before writing anything
+        raise
+
+
+def _train(experiment, model_dir, data_dir, verbose, strategy, chief) -> MetaLearner:
     _check_same_experiment(experiment, model_dir)
     initial_epoch = restored_epoch(model_dir)
+    # Batch i of the stream depends only on (seed, i): a resumed run continues the stream
+    # at the step where the backup stopped, as an uninterrupted run would.
+    initial_step = min(initial_epoch, experiment.epochs) * experiment.steps_per_epoch
 
     # Build the data first: a missing data folder or impossible shots fail before any work.
     train_data = builders.episodes(
         experiment, "train", ways=experiment.ways, shots=experiment.shots,
         queries=experiment.queries, meta_batch_size=experiment.meta_batch_size,
-        seed=experiment.seed + _RESUME_SEED_STRIDE * initial_epoch, data_dir=data_dir,
+        seed=experiment.seed, data_dir=data_dir,
     )
     validation_data, validation_steps = None, None
     if experiment.validation_episodes:
@@ -104,20 +122,25 @@ def train(
         builders.compile_learner(learner, experiment, builders.optimizer(experiment))
         _build(learner, train_data)
 
-    model_dir.mkdir(parents=True, exist_ok=True)
-    if chief:
+    finished = initial_epoch >= experiment.epochs
+    if chief and not (finished and (model_dir / EXPERIMENT_FILE).exists()):
         experiment.save(model_dir)
-    if initial_epoch >= experiment.epochs:
-        print(f"Already trained: {model_dir} holds {initial_epoch} of {experiment.epochs} "
-              "epochs; nothing is left to train.", flush=True)
+    if finished:
+        print(f"Already trained: {model_dir} holds {initial_epoch} epochs "
+              f"({initial_epoch * experiment.steps_per_epoch} steps) and --train_steps="
+              f"{experiment.train_steps} needs {experiment.epochs}; nothing is left to train "
+              f"and {EXPERIMENT_FILE} is unchanged (a larger --train_steps trains on).",
+              flush=True)
     elif initial_epoch:
         print(
             f"Resuming from epoch {initial_epoch}/{experiment.epochs} "
-            f"(step {initial_epoch * experiment.steps_per_epoch}) in {model_dir}",
+            f"(step {initial_step}) in {model_dir}",
             flush=True,
         )
     # The chief alone writes the backup, logs and history (every worker reads the backup).
+    guard = _StopOnNonFiniteLoss()
     callbacks = [
+        guard,
         distribute.BackupAndRestore(
             str(model_dir / BACKUP_DIR), double_checkpoint=True, delete_checkpoint=False
         ),
@@ -130,7 +153,7 @@ def train(
         print("TensorBoard logs skipped: the `tensorboard` package is not installed "
               "(pip install tensorboard); history.csv has the same numbers.", flush=True)
     learner.fit(
-        train_data,
+        train_data.skip(initial_step),
         epochs=experiment.epochs,
         steps_per_epoch=experiment.steps_per_epoch,
         validation_data=validation_data,
@@ -139,9 +162,45 @@ def train(
         shuffle=False,
         verbose=verbose,
     )
-    if chief:
-        learner.save(model_dir / LEARNER_FILE)
+    if guard.diverged_at is not None:
+        epoch, step = guard.diverged_at
+        kept = restored_epoch(model_dir)
+        raise TrainingDivergedError(
+            f"Training diverged: the loss was not finite at step {step} (epoch {epoch + 1}/"
+            f"{experiment.epochs}), so training stopped and nothing of that epoch was saved; "
+            f"{model_dir / BACKUP_DIR} keeps the last good state ({kept} finished epochs) "
+            f"and no {LEARNER_FILE} was written. Lower --learning_rate or "
+            "--inner_learning_rate, or check the data for NaN or infinite values."
+        )
+    if chief and not (finished and (model_dir / LEARNER_FILE).exists()):
+        # Atomic: a crash or a full disk never leaves a truncated learner.keras.
+        with paths.replaced_atomically(model_dir / LEARNER_FILE, suffix=".keras") as temporary:
+            learner.save(temporary)
     return learner
+
+
+class TrainingDivergedError(FloatingPointError):
+    """Training stopped at a non-finite loss (tfmeta-train exits with an error)."""
+
+
+class _StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops `fit` at the first non-finite loss and records where (`diverged_at`)."""
+
+    def __init__(self):
+        super().__init__()
+        self.diverged_at = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)) and self.diverged_at is None:
+            # The refused step counts as an optimizer iteration (with zero gradients).
+            step = int(self.model.optimizer.iterations.numpy())
+            self.diverged_at = (self._epoch, step)
+            self.model.stop_training = True
 
 
 def restored_epoch(model_dir: str | os.PathLike[str]) -> int:

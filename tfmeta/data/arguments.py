@@ -1,10 +1,14 @@
-"""Eager argument checks with Keras-style error messages, shared by the data entry points."""
+"""Eager argument checks with Keras-style error messages, shared by data and learners."""
 
 from __future__ import annotations
 
+import math
 import numbers
+import os
 from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
 
 
 def invalid_value(name: str, expected: str, value: Any) -> ValueError:
@@ -106,3 +110,110 @@ def check_shots_and_queries(shots: int, queries: int, examples: int, what: str) 
             f"at most {examples} (the {what}), so that support and query examples are distinct. "
             f"Received: shots={shots}, queries={queries}"
         )
+
+
+# Seeds are 64-bit signed integers (TensorFlow's stateless random ops take int64 keys): a
+# larger value would wrap around onto a negative seed's episodes.
+SEED_RANGE = (-(2**63), 2**63 - 1)
+
+
+def check_seed(value: Any, name: str = "seed", low: int = SEED_RANGE[0],
+               high: int = SEED_RANGE[1]) -> int:
+    """Checks that `value` is an integer seed in `[low, high]` and returns it as an `int`.
+
+    Example:
+    >>> check_seed(7)
+    7
+    """
+    if not is_integer(value) or not low <= value <= high:
+        raise invalid_value(name, f"an integer between {low} and {high}", value)
+    return int(value)
+
+
+def check_float(name: str, value: Any, low: float = 0.0, *, inclusive: bool = False,
+                high: float | None = None) -> float:
+    """Checks that `value` is a finite real number above `low` (or at it, `inclusive`).
+
+    Python and NumPy numbers are accepted; booleans, strings, NaN and infinities are not.
+
+    Args:
+        name: The argument's name, for the message.
+        value: The value received.
+        low: The lower bound.
+        inclusive: Whether `low` itself is accepted.
+        high: An optional upper bound (inclusive).
+
+    Returns:
+        `value` as a Python `float`.
+
+    Example:
+    >>> check_float("inner_learning_rate", 0.5)
+    0.5
+    """
+    bound = f">= {low}" if inclusive else f"> {low}"
+    expected = f"a finite number {bound}" + (f" and <= {high}" if high is not None else "")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise invalid_value(name, expected, value)
+    number = float(value)
+    above = number >= low if inclusive else number > low
+    if not math.isfinite(number) or not above or (high is not None and number > high):
+        raise invalid_value(name, expected, value)
+    return number
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """Checks that `value` is a boolean (Python or NumPy) and returns it as a `bool`.
+
+    Strings such as `"no"` are refused rather than read as True.
+
+    Example:
+    >>> check_bool("first_order", False)
+    False
+    """
+    if not isinstance(value, bool | np.bool_):
+        raise invalid_value(name, "True or False", value)
+    return bool(value)
+
+
+def memory_bytes() -> int | None:
+    """This machine's physical memory in bytes, or None where the system does not say.
+
+    Example:
+    >>> memory_bytes() is None or memory_bytes() > 0
+    True
+    """
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+# An element may take at most this share of the memory: tf.data's parallel map and
+# prefetch hold several elements at once, and training needs the rest.
+ELEMENT_MEMORY_SHARE = 1 / 8
+
+
+def check_element_size(nbytes: int, arguments: dict[str, Any]) -> None:
+    """Refuses a dataset element (meta-batch) of `nbytes` bytes that cannot fit in memory.
+
+    Args:
+        nbytes: The size of one element, computed from the arguments.
+        arguments: The arguments that set the size, for the message.
+
+    Raises:
+        ValueError: If `nbytes` exceeds `ELEMENT_MEMORY_SHARE` of the physical memory.
+
+    Example:
+    >>> check_element_size(1024, {"meta_batch_size": 4})
+    """
+    total = memory_bytes()
+    if total is None or nbytes <= total * ELEMENT_MEMORY_SHARE:
+        return
+    names = ", ".join(f"`{name}`" for name in arguments)
+    received = ", ".join(f"{name}={value!r}" for name, value in arguments.items())
+    raise ValueError(
+        f"Invalid values for arguments {names}: one meta-batch would take "
+        f"{nbytes / 2**30:.1f} GiB, more than {ELEMENT_MEMORY_SHARE:.0%} of this machine's "
+        f"{total / 2**30:.1f} GiB of memory (tf.data holds several at once); use a smaller "
+        f"meta-batch. Received: {received}"
+    )

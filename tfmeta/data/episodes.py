@@ -7,7 +7,12 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from tfmeta.data.arguments import check_int_in_range, check_shots_and_queries, invalid_value
+from tfmeta.data.arguments import (
+    check_int_in_range,
+    check_seed,
+    check_shots_and_queries,
+    invalid_value,
+)
 from tfmeta.data.sampling import EpisodeSampler
 
 ArrayLike = np.ndarray | tf.Tensor
@@ -77,7 +82,7 @@ def episodes(
     shots = check_int_in_range("shots", shots)
     queries = check_int_in_range("queries", queries)
     meta_batch_size = check_int_in_range("meta_batch_size", meta_batch_size)
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     examples, offsets, sizes = _flatten_classes(class_examples)
     turns = _check_rotations(rotations, examples.shape[1:])
     if turns is not None:
@@ -145,12 +150,6 @@ def with_data_sharding(dataset: tf.data.Dataset) -> tf.data.Dataset:
     return dataset.with_options(options)
 
 
-def _check_seed(seed: int) -> int:
-    if not isinstance(seed, int | np.integer) or isinstance(seed, bool):
-        raise invalid_value("seed", "an integer", seed)
-    return int(seed)
-
-
 def _flatten_classes(
     class_examples: ArrayLike | Sequence[ArrayLike],
 ) -> tuple[np.ndarray | tf.Tensor, np.ndarray, np.ndarray]:
@@ -185,9 +184,23 @@ def _flatten_classes(
 
 
 def _as_stored(array: ArrayLike) -> tf.Tensor:
-    """Floating-point data as float32; other dtypes unchanged (cast after the gather)."""
+    """Floating-point data as float32; other dtypes unchanged (cast after the gather).
+
+    Complex data (whose imaginary part would be dropped) and NaN or infinite values are
+    refused; strings (raw text) pass.
+    """
     tensor = tf.convert_to_tensor(array)
-    return tf.cast(tensor, tf.float32) if tensor.dtype.is_floating else tensor
+    if tensor.dtype.is_complex:
+        raise invalid_value("class_examples", "real (not complex) examples",
+                            f"<array of dtype {tensor.dtype.name}>")
+    if tensor.dtype.is_floating:
+        tensor = tf.cast(tensor, tf.float32)
+        finite = tf.math.is_finite(tensor)
+        if not bool(tf.reduce_all(finite)):
+            bad = int(tf.size(finite)) - int(tf.math.count_nonzero(finite))
+            raise invalid_value("class_examples", "finite values (no NaN or infinity)",
+                                f"<array with {bad} NaN or infinite values>")
+    return tensor
 
 
 def _check_rotations(

@@ -11,7 +11,12 @@ import numpy as np
 import tensorflow as tf
 
 from tfmeta.data import array_cache, omniglot_source
-from tfmeta.data.arguments import check_int_in_range, check_shots_and_queries, invalid_value
+from tfmeta.data.arguments import (
+    check_int_in_range,
+    check_seed,
+    check_shots_and_queries,
+    invalid_value,
+)
 from tfmeta.data.data_dir import resolve_cache_dir, resolve_data_dir
 from tfmeta.data.episodes import episode_dataset
 from tfmeta.data.omniglot_splits import (
@@ -25,7 +30,7 @@ from tfmeta.data.registry import ClassExamples, DatasetSpec, register
 from tfmeta.data.sampling import EpisodeSampler
 
 DRAWINGS_PER_CHARACTER = omniglot_source.DRAWINGS_PER_CHARACTER
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2  # 2: entries carry their key and content checksums
 _MEMORY_CACHE: dict[tuple[str, int], tuple[np.ndarray, tuple[str, ...], int]] = {}
 _MEMORY_CACHE_LOCK = threading.Lock()
 
@@ -157,8 +162,7 @@ def omniglot(
     queries = check_int_in_range("queries", queries)
     meta_batch_size = check_int_in_range("meta_batch_size", meta_batch_size)
     image_size = check_int_in_range("image_size", image_size)
-    if not isinstance(seed, int | np.integer) or isinstance(seed, bool):
-        raise invalid_value("seed", "an integer", seed)
+    seed = check_seed(seed)
     if rotations is not None and not isinstance(rotations, bool):
         raise invalid_value("rotations", "True, False or None (the scheme's default)", rotations)
     check_shots_and_queries(shots, queries, DRAWINGS_PER_CHARACTER, "drawings per character")
@@ -237,7 +241,7 @@ def cache_path(
 
     Example:
     >>> cache_path(omniglot_source.find_source(None), 28, "/tmp/c").name
-    'omniglot-28px-v1-5ecc22c26fd0.npz'
+    'omniglot-28px-v2-5ecc22c26fd0.npz'
     """
     name = f"omniglot-{image_size}px-v{_CACHE_FORMAT}-{source.fingerprint()}.npz"
     return resolve_cache_dir(cache_dir) / "omniglot" / name
@@ -266,8 +270,22 @@ def _load_ink(
         if key in _MEMORY_CACHE:
             return _MEMORY_CACHE[key]
         path = cache_path(source, image_size, cache_dir)
-        entry = array_cache.load_arrays(path)
-        if entry is not None and set(entry) >= {"images", "characters", "num_background"}:
+        # The entry must come from this source at this size and hold a whole Omniglot;
+        # anything else (a stale, foreign or damaged file) is rebuilt.
+        counts = omniglot_source.EXPECTED_CHARACTERS
+        total = sum(counts.values())
+        cache_key = f"omniglot-v{_CACHE_FORMAT}:{source.fingerprint()}:{image_size}px"
+        entry = array_cache.load_arrays(
+            path,
+            key=cache_key,
+            shapes={
+                "images": (total, DRAWINGS_PER_CHARACTER, image_size, image_size, 1),
+                "characters": (total,),
+                "num_background": (),
+            },
+            validate=lambda arrays: _cache_problem(arrays, counts["background"]),
+        )
+        if entry is not None:
             loaded = (
                 entry["images"],
                 tuple(str(name) for name in entry["characters"]),
@@ -285,10 +303,20 @@ def _load_ink(
                     "characters": np.array(raw.characters),
                     "num_background": np.array(raw.num_background),
                 },
+                key=cache_key,
             )
         loaded[0].setflags(write=False)
         _MEMORY_CACHE[key] = loaded
         return loaded
+
+
+def _cache_problem(arrays: dict[str, np.ndarray], num_background: int) -> str | None:
+    if arrays["images"].dtype != np.uint8:
+        return f"'images' has dtype {arrays['images'].dtype}, expected uint8"
+    if int(arrays["num_background"]) != num_background:
+        return f"it has {int(arrays['num_background'])} background characters, expected " \
+               f"{num_background}"
+    return None
 
 
 def _build_split(split, ways, shots, queries, meta_batch_size, seed, data_dir, **options):

@@ -4,7 +4,8 @@ Under a data root, Omniglot is looked for in `<root>/omniglot/` (or in `<root>` 
 it holds the files directly). Each half, background and evaluation, may be the extracted
 folder `images_<half>/`, the official zip `images_<half>.zip`, or the same archive named
 `omniglot_<half>.zip`, taken in that order. Archive checksums are not checked (repacked
-archives are common); the content is: every character must have exactly 20 PNG drawings
+archives are common) unless the folder's own `SHA256SUMS` lists them (as the shipped data
+does); the content always is: every character must have exactly 20 PNG drawings
 and each half its full number of characters. When no data root is set, or it holds no
 Omniglot, the drawings come from TensorFlow Datasets (`tfds` "omniglot"), which downloads
 them where a network exists.
@@ -21,7 +22,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from tfmeta.data.data_dir import DATA_DIR_ENV
+from tfmeta.data.checksums import verify_file
+from tfmeta.data.tfds_fallback import read_with_tfds
 
 HALVES = ("background", "evaluation")
 DRAWINGS_PER_CHARACTER = 20
@@ -128,6 +130,8 @@ def read_source(source: OmniglotSource, searched: Path | None = None) -> RawOmni
         if path.is_dir():
             halves[half] = _group(_folder_members(path), str(path))
         else:
+            # The data folder's SHA256SUMS, when it lists the archive (the shipped copies).
+            verify_file(path, source.omniglot_dir)
             halves[half] = _group(_zip_members(path), str(path))
     return _assemble(halves, f"{source.background} and {source.evaluation}")
 
@@ -213,20 +217,13 @@ def _assemble(halves: dict[str, dict[str, list[bytes]]], origin: str) -> RawOmni
 
 
 def _read_tfds(searched: Path | None) -> RawOmniglot:
-    try:
-        halves = {half: _group_tfds(_tfds_examples(_TFDS_HALVES[half])) for half in HALVES}
-    except Exception as error:  # noqa: BLE001 - any TFDS failure means "no data here".
-        where = (
-            f"No Omniglot was found in {searched}"
-            if searched is not None
-            else f"No data directory was given (argument `data_dir`, or ${DATA_DIR_ENV})"
-        )
-        raise FileNotFoundError(
-            f"{where}: it should hold images_background.zip and images_evaluation.zip (or "
-            "omniglot_background.zip / omniglot_evaluation.zip, or the extracted folders) "
-            f"under omniglot/. Set `data_dir` or ${DATA_DIR_ENV} to the folder that holds "
-            f"omniglot/. Downloading through TensorFlow Datasets failed too: {error}"
-        ) from error
+    halves = read_with_tfds(
+        "omniglot", searched,
+        "images_background.zip and images_evaluation.zip (or omniglot_background.zip / "
+        "omniglot_evaluation.zip, or the extracted folders)",
+        lambda: {half: _group_tfds(_tfds_examples(_TFDS_HALVES[half])) for half in HALVES},
+        title="Omniglot",
+    )
     return _assemble(halves, "TensorFlow Datasets 'omniglot'")
 
 

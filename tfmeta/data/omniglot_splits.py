@@ -30,6 +30,7 @@ from typing import NamedTuple
 import numpy as np
 
 from tfmeta.data.arguments import check_choice, invalid_value
+from tfmeta.data.checksums import check_count, verify_file
 
 SCHEMES = ("vinyals", "maml", "lake")
 SPLITS = ("train", "validation", "test")
@@ -45,6 +46,9 @@ VINYALS_VALIDATION_ALPHABETS = (
 )
 VINYALS_META_TRAINING_CHARACTERS = 1200
 VINYALS_FILES = {"train": "train.txt", "validation": "val.txt", "test": "test.txt"}
+# Classes (character, rotation) each Vinyals file lists: 1,028 / 172 / 423 characters x 4.
+VINYALS_CLASSES = {"train": 4112, "validation": 688, "test": 1692}
+OMNIGLOT_CHARACTERS = 1623  # 964 background + 659 evaluation
 
 MAML_SHUFFLE_SEED = 1
 MAML_TRAIN_CHARACTERS = 1100
@@ -120,7 +124,9 @@ def split_classes(
 
     Raises:
         ValueError: For an unknown scheme or split, a validation split of "lake", a split
-            file naming a character that is not in `characters`, or an empty split.
+            file naming a character that is not in `characters`, a split file without its
+            known number of classes (`VINYALS_CLASSES`) or that does not match the data
+            folder's `SHA256SUMS`, or an empty split.
 
     Example:
     >>> names = [f"A/character{i:02d}" for i in range(1, 11)]
@@ -137,7 +143,12 @@ def split_classes(
     names = list(characters)
     split_file = splits_dir / VINYALS_FILES[split] if splits_dir is not None else None
     if scheme == "vinyals" and split_file is not None and split_file.is_file():
+        # The data folder (two levels up) may list the file in its SHA256SUMS.
+        verify_file(split_file, split_file.parent.parent.parent)
         pairs = _read_vinyals_file(split_file, names)
+        if len(names) == OMNIGLOT_CHARACTERS:  # the full Omniglot: the files' known sizes
+            check_count(f"classes (lines) for split '{split}'", len(pairs),
+                        VINYALS_CLASSES[split], split_file)
         pairs = [(index, turn) for index, turn in pairs if turn in turns]
     else:
         if scheme == "vinyals":

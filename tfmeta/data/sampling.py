@@ -19,6 +19,8 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
+from tfmeta.data.arguments import check_element_size
+
 _ALGORITHM = "philox"
 
 
@@ -82,7 +84,8 @@ class EpisodeSampler:
     Classes are rows of a class table over one flat tensor of examples: class `c` owns
     the examples `offsets[c] .. offsets[c] + sizes[c] - 1` and, optionally, is shown
     rotated by `turns[c]` quarter turns. Arguments are trusted (the public entry points
-    check them).
+    check them), except for the size of a meta-batch: one that cannot fit in memory
+    raises a `ValueError` (see `tfmeta.data.arguments.check_element_size`).
 
     Args:
         examples: `[num_examples, *example_shape]` array of all examples.
@@ -118,6 +121,7 @@ class EpisodeSampler:
         scale: float | None = None,
     ) -> None:
         sizes = np.asarray(sizes, dtype=np.int32)
+        _check_meta_batch_memory(examples, sizes, ways, shots, queries, meta_batch_size)
         self.ways = ways
         self.shots = shots
         self.queries = queries
@@ -187,6 +191,20 @@ class EpisodeSampler:
         if self.scale is not None:
             x = x * tf.constant(self.scale, tf.float32)
         return tf.ensure_shape(x, [self.meta_batch_size, labels.shape[1], *self.example_shape])
+
+
+def _check_meta_batch_memory(examples, sizes, ways, shots, queries, meta_batch_size) -> None:
+    """Refuses a meta-batch whose tensors (examples, indices, random scores) cannot fit."""
+    per_example = int(np.prod(examples.shape[1:], dtype=np.int64)) * 4  # float32 out
+    per_episode = (
+        ways * (shots + queries) * (per_example + 3 * 4)  # examples, labels, rows, order
+        + int(sizes.shape[0]) * 4  # class scores
+        + ways * int(sizes.max()) * 4  # example scores
+    )
+    check_element_size(
+        meta_batch_size * per_episode,
+        {"meta_batch_size": meta_batch_size, "ways": ways, "shots": shots, "queries": queries},
+    )
 
 
 def _shuffle(rows: tf.Tensor, labels: tf.Tensor, key: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import tensorflow as tf
 
-from tfmeta.data.arguments import check_int_in_range, invalid_value
+from tfmeta.data.arguments import (
+    check_element_size,
+    check_int_in_range,
+    check_seed,
+    invalid_value,
+)
 from tfmeta.data.episodes import with_data_sharding
 from tfmeta.data.registry import DatasetSpec, register
 
@@ -60,8 +64,10 @@ def sinusoid(
     shots = check_int_in_range("shots", shots)
     queries = check_int_in_range("queries", queries)
     meta_batch_size = check_int_in_range("meta_batch_size", meta_batch_size)
-    if not isinstance(seed, int | np.integer) or isinstance(seed, bool):
-        raise invalid_value("seed", "an integer", seed)
+    seed = check_seed(seed)
+    # x and y of every point, and the two slices of each.
+    check_element_size(meta_batch_size * (shots + queries) * 4 * 4,
+                       {"meta_batch_size": meta_batch_size, "shots": shots, "queries": queries})
     ranges = {
         "amplitude_range": _check_range("amplitude_range", amplitude_range),
         "phase_range": _check_range("phase_range", phase_range),
@@ -97,9 +103,10 @@ def _check_range(name: str, value: tuple[float, float]) -> tuple[float, float]:
     try:
         low, high = (float(bound) for bound in value)
     except (TypeError, ValueError):
-        raise invalid_value(name, "a pair (low, high) of numbers with low < high", value) from None
-    if not low < high:
-        raise invalid_value(name, "a pair (low, high) of numbers with low < high", value)
+        raise invalid_value(name, "a pair (low, high) of finite numbers with low < high",
+                            value) from None
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise invalid_value(name, "a pair (low, high) of finite numbers with low < high", value)
     return low, high
 
 

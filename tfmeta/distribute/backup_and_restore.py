@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import keras
 from keras.src.utils import file_utils
@@ -21,7 +22,9 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
     resumes all of them from the last backup (weights, optimizer state and
     epoch). `backup_dir` must therefore be a folder that every worker reads:
     a shared disk or a cloud bucket (`gs://...`). With one process it behaves
-    exactly like `keras.callbacks.BackupAndRestore`.
+    exactly like `keras.callbacks.BackupAndRestore`, except that once the
+    loss is not finite (a diverged run) it writes no more backups, so the last
+    good state is what a resumed run starts from.
 
     Args:
         backup_dir: the folder of the backup (used for nothing else).
@@ -40,6 +43,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         return is_chief(self.model.distribute_strategy)
 
     def on_train_begin(self, logs=None):
+        self._diverged = False
         if self._is_chief():
             super().on_train_begin(logs)
             return
@@ -58,9 +62,29 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
                 self.model._initial_epoch = json.loads(f.read())["epoch"]
 
     def _save_model(self):
-        if self._is_chief():
+        if self._is_chief() and not self._diverged:
             super()._save_model()
+
+    # A backup never records a diverged state: after a non-finite loss the last good
+    # backup stays, and a resumed run starts from it.
+    _diverged = False
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._diverged = self._diverged or _non_finite_loss(logs)
+        super().on_train_batch_end(batch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._diverged = self._diverged or _non_finite_loss(logs)
+        super().on_epoch_end(epoch, logs)
 
     def on_train_end(self, logs=None):
         if self._is_chief():
             super().on_train_end(logs)
+
+
+def _non_finite_loss(logs) -> bool:
+    loss = (logs or {}).get("loss")
+    try:
+        return loss is not None and not math.isfinite(float(loss))
+    except (TypeError, ValueError):
+        return False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,19 +12,11 @@ import keras
 import tensorflow as tf
 
 from tfmeta.export.serving_checks import check_served_episode
+from tfmeta.learners.finite import non_finite_weights
 from tfmeta.learners.gradient_learner import GradientLearner
+from tfmeta.learners.labels import is_classifier, is_regression
 from tfmeta.learners.meta_learner import MetaLearner
 from tfmeta.learners.protonet import ProtoNet
-
-# Names (as Keras spells them for strings, `Loss.name` and functions) of the
-# losses that make a gradient-based learner a regressor: float targets.
-_REGRESSION_LOSSES = frozenset(
-    {
-        "mse", "mae", "mape", "msle", "huber", "log_cosh", "logcosh",
-        "mean_squared_error", "mean_absolute_error", "mean_absolute_percentage_error",
-        "mean_squared_logarithmic_error", "huber_loss",
-    }
-)
 
 
 def export_learner(
@@ -73,7 +66,9 @@ def export_learner(
         learner: a MAML, Reptile or ProtoNet learner (trained or not). MAML
             and Reptile must be compiled: they adapt with the compiled loss.
         filepath: the SavedModel folder. It must not exist or be empty, or,
-            with `overwrite=True`, hold a SavedModel (which is replaced).
+            with `overwrite=True`, hold a SavedModel (which is replaced). The
+            SavedModel is written beside it and renamed into place, so a
+            failed export leaves nothing behind.
         overwrite: whether to replace an existing SavedModel at `filepath`.
         example_shape: the shape of one example, for models whose input shape
             is unknown (e.g. subclassed models); defaults to the model's.
@@ -83,8 +78,10 @@ def export_learner(
 
     Raises:
         ValueError: for a learner that is not a `MetaLearner`, a MAML/Reptile
-            learner that is not compiled, an unknown example shape, or a
-            `filepath` that is in the way.
+            learner that is not compiled or a learner with NaN or infinite
+            weights, an unknown example shape, or a `filepath` that is empty
+            or in the way.
+        OSError: when the folder cannot be written.
 
     Example:
     >>> import keras, numpy as np, tensorflow as tf, tfmeta
@@ -142,9 +139,7 @@ def export_learner(
     # tracked, so the reloaded object exposes `variables` and `trainable_variables`.
     serve_function.get_concrete_function()
     archive.track(learner if learner.built else model)
-    if overwrite and os.path.isdir(filepath) and os.listdir(filepath):
-        shutil.rmtree(filepath)
-    archive.write_out(filepath, verbose=verbose)
+    _write_atomically(archive, filepath, verbose)
 
 
 # === Argument checks ===
@@ -163,9 +158,38 @@ def _check_learner(learner: Any) -> None:
             "(`learner.compile(optimizer, loss=...)`). Received: an uncompiled "
             f"{type(learner).__name__}"
         )
+    bad = non_finite_weights(learner)
+    if bad:
+        raise ValueError(
+            "Invalid value for argument `learner`: its weights hold NaN or infinite values "
+            f"({len(bad)} of {len(learner.weights)} weights, e.g. {bad[0]}), so every answer "
+            f"of the SavedModel would be meaningless. Received: {type(learner).__name__} with "
+            "non-finite weights"
+        )
+
+
+def _write_atomically(archive: keras.export.ExportArchive, filepath: str, verbose: bool) -> None:
+    """Writes the SavedModel into a new sibling folder, then renames it onto `filepath`."""
+    parent = os.path.dirname(os.path.abspath(filepath))
+    os.makedirs(parent, exist_ok=True)
+    temporary = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(filepath)}.partial-")
+    try:
+        archive.write_out(temporary, verbose=verbose)
+        os.chmod(temporary, 0o755)  # mkdtemp's folders are private (0o700).
+        if os.path.isdir(filepath) and os.listdir(filepath):
+            shutil.rmtree(filepath)  # a SavedModel, and overwrite=True (checked before)
+        os.replace(temporary, filepath)  # onto a missing or empty folder
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
 
 
 def _check_filepath(filepath: str, overwrite: bool) -> None:
+    if not filepath.strip():
+        raise ValueError(
+            "Invalid value for argument `filepath`: expected the path of a folder for the "
+            f"SavedModel (an empty path would write into the current folder). Received: "
+            f"filepath={filepath!r}"
+        )
     if os.path.exists(filepath) and not os.path.isdir(filepath):
         raise ValueError(
             "Invalid value for argument `filepath`: expected a folder for the SavedModel, "
@@ -236,17 +260,6 @@ def _example_shape(model: keras.Model, example_shape) -> list[int | None]:
     return list(inputs[0].shape[1:])
 
 
-def _is_regression(learner: MetaLearner) -> bool:
-    if not isinstance(learner, GradientLearner):
-        return False
-    loss = getattr(learner, "loss", None)
-    if isinstance(loss, str):
-        name = loss
-    else:
-        name = getattr(loss, "name", None) or getattr(loss, "__name__", None)
-    return isinstance(name, str) and name.lower() in _REGRESSION_LOSSES
-
-
 def _support_y_spec(learner, model, spec) -> tuple[bool, tf.TensorSpec]:
     """`(classification, spec)` of `support_y` for one episode."""
     if spec is not None:
@@ -258,20 +271,15 @@ def _support_y_spec(learner, model, spec) -> tuple[bool, tf.TensorSpec]:
                 "shape [None, ...] (S is dynamic). Received: "
                 f"support_y_spec={spec!r}"
             )
-        classification = spec.dtype.is_integer
+        classification = spec.dtype.is_integer or is_classifier(learner)
         return classification, tf.TensorSpec(spec.shape, spec.dtype, name="support_y")
-    if _is_regression(learner):
+    if is_regression(learner):
         target_shape = list(model.outputs[0].shape[1:]) if _model_inputs(model) else [None]
         return False, tf.TensorSpec([None, *target_shape], tf.float32, name="support_y")
     return True, tf.TensorSpec([None], tf.int32, name="support_y")
 
 
 def _known_ways(learner: MetaLearner, model: keras.Model) -> int | None:
-    """N when the learner fixes it: its `ways` (ProtoNet, Baseline) or the head's size."""
-    if hasattr(learner, "ways"):
-        return learner.ways
-    try:
-        ways = model.outputs[0].shape[-1]
-    except (AttributeError, TypeError, ValueError, IndexError):
-        return None
-    return int(ways) if ways is not None else None
+    """N when the learner fixes it: `learner.fixed_ways()`."""
+    del model  # The learner knows (`MetaLearner.fixed_ways`).
+    return learner.fixed_ways()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from tfmeta.learners.labels import label_checks, size_checks
+
 
 def check_served_episode(
     support_x: tf.Tensor,
@@ -59,21 +61,10 @@ def check_served_episode(
             ),
         ),
     ]
+    checks += size_checks(support_x[None], query_x[None])
     if classification:
-        checks.append(
-            tf.debugging.assert_non_negative(
-                support_y, message="Invalid episode: `support_y` labels must be >= 0"
-            )
-        )
-        if ways is not None:
-            checks.append(
-                tf.debugging.assert_less(
-                    support_y,
-                    tf.constant(ways, support_y.dtype),
-                    message=f"Invalid episode: `support_y` labels must be in 0..{ways - 1} "
-                    f"(the learner has {ways} ways).",
-                )
-            )
+        # The same label checks as the learners' fit, evaluate and predict.
+        checks += label_checks(support_y, ways, "support_y")
         if every_class:
             with tf.control_dependencies(checks):
                 num_classes = ways if ways is not None else tf.reduce_max(support_y) + 1

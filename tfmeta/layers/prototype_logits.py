@@ -4,6 +4,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfmeta.data.arguments import is_integer
+
 DISTANCES = ("squared_euclidean", "cosine")
 
 
@@ -62,12 +64,12 @@ class PrototypeLogits(keras.layers.Layer):
                 f"Invalid value for argument `distance`: expected one of {DISTANCES}. "
                 f"Received: distance={distance!r}"
             )
-        if ways is not None and (isinstance(ways, bool) or not isinstance(ways, int) or ways < 1):
+        if ways is not None and (not is_integer(ways) or ways < 1):
             raise ValueError(
                 "Invalid value for argument `ways`: expected a positive integer or None. "
                 f"Received: ways={ways!r}"
             )
-        self.ways = ways
+        self.ways = None if ways is None else int(ways)
         self.distance = distance
         self.scale = float(scale)
         self.learn_scale = bool(learn_scale)

@@ -10,6 +10,7 @@ from keras.src.trainers import data_adapters
 
 from tfmeta.layers.cosine_classifier import CosineClassifier
 from tfmeta.learners.episode import unpack_episode
+from tfmeta.learners.finite import guard_step
 from tfmeta.learners.gradient_learner import GradientLearner
 from tfmeta.learners.meta_learner import MetaLearner
 from tfmeta.learners.protonet import ProtoNet
@@ -116,6 +117,10 @@ class Baseline(MetaLearner):
                                     kernel_initializer=initializer, name=name)
         return keras.layers.Dense(units, kernel_initializer=initializer, name=name)
 
+    def fixed_ways(self):
+        """`ways`: the episode head's size."""
+        return self.ways
+
     @property
     def fine_tune_optimizer(self):
         """The episode head's optimizer (see `GradientLearner.inner_optimizer`)."""
@@ -142,6 +147,8 @@ class Baseline(MetaLearner):
                                       training=True)
             scaled_loss = self.optimizer.scale_loss(loss)
         gradients = tape.gradient(scaled_loss, variables)
+        # As every learner: a non-finite loss or gradient is never applied; the loss reads NaN.
+        loss, gradients = guard_step(loss, gradients)
         self.optimizer.apply_gradients(zip(gradients, variables))
         self._loss_tracker.update_state(loss, sample_weight=tf.shape(y)[0])
         # This batch's accuracy (the compiled metrics are episodic: they serve `evaluate`).

@@ -5,10 +5,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
-import numpy as np
 import tensorflow as tf
 from keras.src.losses.loss import unscale_loss_for_distribution
 
+from tfmeta.data.arguments import check_bool, check_float, is_integer
 from tfmeta.distribute.replicas import replica_mean
 from tfmeta.learners.episode import unpack_episode
 from tfmeta.learners.inner_optimizers import inner_optimizer_from
@@ -21,7 +21,7 @@ LEARNED_RATE_MODES = (None, "per_parameter", "per_step")
 def _check_positive_int(value: Any, argument: str, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not is_integer(value) or value < 1:
         expected = "a positive integer" + (" or None" if allow_none else "")
         raise ValueError(
             f"Invalid value for argument `{argument}`: expected {expected}. "
@@ -176,10 +176,13 @@ class GradientLearner(MetaLearner):
             )
         _check_positive_int(inner_steps, "inner_steps")
         _check_positive_int(eval_inner_steps, "eval_inner_steps", allow_none=True)
-        if not isinstance(inner_learning_rate, (int, float)) or inner_learning_rate <= 0:
+        inner_learning_rate = check_float("inner_learning_rate", inner_learning_rate)
+        if isinstance(adapt_layers, str) or (
+            adapt_layers is not None and not all(isinstance(n, str) for n in adapt_layers)
+        ):
             raise ValueError(
-                "Invalid value for argument `inner_learning_rate`: expected a positive float. "
-                f"Received: inner_learning_rate={inner_learning_rate!r}"
+                "Invalid value for argument `adapt_layers`: expected a list of layer names "
+                f"(e.g. ['logits']) or None. Received: adapt_layers={adapt_layers!r}"
             )
         if learn_inner_learning_rate not in LEARNED_RATE_MODES:
             raise ValueError(
@@ -196,11 +199,7 @@ class GradientLearner(MetaLearner):
         self._inner_rule, optimizer_rate = inner_optimizer_from(inner_optimizer)
         if optimizer_rate is not None:
             inner_learning_rate = optimizer_rate
-        if not isinstance(per_step_batch_norm, (bool, np.bool_)):
-            raise ValueError(
-                "Invalid value for argument `per_step_batch_norm`: expected True or False. "
-                f"Received: per_step_batch_norm={per_step_batch_norm!r}"
-            )
+        per_step_batch_norm = check_bool("per_step_batch_norm", per_step_batch_norm)
         if per_step_batch_norm and recompute_inner_steps:
             raise ValueError(
                 "Invalid value for argument `per_step_batch_norm`: it cannot be combined with "
@@ -211,13 +210,13 @@ class GradientLearner(MetaLearner):
         self.model = model
         self.task_batching = task_batching
         self.inner_batch_size = inner_batch_size
-        self.inner_steps = inner_steps
-        self.inner_learning_rate = float(inner_learning_rate)
-        self.eval_inner_steps = eval_inner_steps
+        self.inner_steps = int(inner_steps)
+        self.inner_learning_rate = inner_learning_rate
+        self.eval_inner_steps = None if eval_inner_steps is None else int(eval_inner_steps)
         self.adapt_layers = list(adapt_layers) if adapt_layers is not None else None
         self.learn_inner_learning_rate = learn_inner_learning_rate
-        self.transductive = bool(transductive)
-        self.recompute_inner_steps = bool(recompute_inner_steps)
+        self.transductive = check_bool("transductive", transductive)
+        self.recompute_inner_steps = check_bool("recompute_inner_steps", recompute_inner_steps)
         self.per_step_batch_norm = bool(per_step_batch_norm)
         self._per_step_batch_norm = (
             PerStepBatchNorm(self, model, inner_steps) if self.per_step_batch_norm else None
@@ -585,6 +584,14 @@ class GradientLearner(MetaLearner):
         for variable, mean in zip(variables, means):
             variable.assign(mean)
 
+    def fixed_ways(self):
+        """The head size of a classifier model (its output's last dimension), or None."""
+        try:
+            ways = self.model.outputs[0].shape[-1]
+        except (AttributeError, TypeError, ValueError, IndexError):
+            return None
+        return int(ways) if ways is not None else None
+
     # === Config ===
 
     def get_config(self):
@@ -599,6 +606,7 @@ class GradientLearner(MetaLearner):
                 "learn_inner_learning_rate": self.learn_inner_learning_rate,
                 "transductive": self.transductive,
                 "recompute_inner_steps": self.recompute_inner_steps,
+                "task_batching": self.task_batching,
                 "inner_optimizer": _serialize_inner_optimizer(self.inner_optimizer),
                 "inner_batch_size": self.inner_batch_size,
                 "per_step_batch_norm": self.per_step_batch_norm,

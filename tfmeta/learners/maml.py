@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfmeta.data.arguments import check_bool
 from tfmeta.learners.gradient_learner import GradientLearner
 
 
@@ -114,7 +115,7 @@ class MAML(GradientLearner):
             per_step_batch_norm=per_step_batch_norm,
             **kwargs,
         )
-        self.first_order = bool(first_order)
+        self.first_order = check_bool("first_order", first_order)
         self.multi_step_loss_steps = multi_step_loss_steps
         self.first_order_steps = first_order_steps
         if not self.first_order and not self._inner_rule.smooth:

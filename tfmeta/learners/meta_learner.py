@@ -12,6 +12,15 @@ from tfmeta.distribute.replicas import (
     sync_replica_variables,
 )
 from tfmeta.learners.episode import check_query_targets, unpack_episode
+from tfmeta.learners.finite import guard_step, nan_for_non_finite_inputs
+from tfmeta.learners.labels import (
+    episode_errors_as_value_errors,
+    gate,
+    is_classifier,
+    label_checks,
+    size_checks,
+    static_size_checks,
+)
 
 # Metric names that mean "per-episode, with a confidence interval" on a learner.
 _EPISODIC_METRIC_ALIASES = {
@@ -73,6 +82,13 @@ class MetaLearner(keras.Model):
         # model (BackupAndRestore) and `load_weights` work before the first call.
         self.built = True
 
+    def __call__(self, *args, **kwargs):
+        # Query predictions that depend on a NaN or infinite input are NaN, whatever the
+        # network would make of it (see `nan_for_non_finite_inputs`).
+        outputs = super().__call__(*args, **kwargs)
+        inputs = args[0] if args else kwargs.get("inputs")
+        return nan_for_non_finite_inputs(inputs, outputs)
+
     # === Keras training API ===
 
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, **kwargs):
@@ -112,11 +128,12 @@ class MetaLearner(keras.Model):
 
     def train_step(self, data):
         x, y, sample_weight = data_adapters.data_adapter_utils.unpack_x_y_sample_weight(data)
-        support_x, support_y, query_x = unpack_episode(x)
-        check_query_targets(query_x, y)
+        support_x, support_y, query_x, x = self._checked_episode(x, y, needs_targets=True)
         loss, y_pred, gradients = self.compute_meta_gradients(
             support_x, support_y, query_x, y, sample_weight
         )
+        # A non-finite loss or gradient is never applied; the loss then reads NaN.
+        loss, gradients = guard_step(loss, gradients)
         self._loss_tracker.update_state(
             keras.src.losses.loss.unscale_loss_for_distribution(loss),
             sample_weight=tf.shape(query_x)[0],
@@ -126,8 +143,7 @@ class MetaLearner(keras.Model):
 
     def test_step(self, data):
         x, y, sample_weight = data_adapters.data_adapter_utils.unpack_x_y_sample_weight(data)
-        _, _, query_x = unpack_episode(x)
-        check_query_targets(query_x, y)
+        _, _, query_x, x = self._checked_episode(x, y, needs_targets=True)
         y_pred = self(x, training=False)
         loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
                                   training=False)
@@ -139,8 +155,58 @@ class MetaLearner(keras.Model):
 
     def predict_step(self, data):
         x, _, _ = data_adapters.data_adapter_utils.unpack_x_y_sample_weight(data)
-        unpack_episode(x)
+        *_, x = self._checked_episode(x, None, needs_targets=False)
         return self(x, training=False)
+
+    def _checked_episode(self, x, y, needs_targets):
+        """`(support_x, support_y, query_x, x)` after the episode checks of `labels.py`.
+
+        The returned tensors (and `x`, rebuilt from them) run only once the run-time
+        checks (non-empty sets, classification labels in `0..N-1`) have passed.
+        """
+        support_x, support_y, query_x = unpack_episode(x)
+        check_query_targets(query_x, y)
+        static_size_checks(support_x, query_x, y, needs_targets)
+        checks = size_checks(support_x, query_x)
+        if is_classifier(self):
+            ways = self.fixed_ways()
+            checks += label_checks(support_y, ways, "support_y")
+            if y is not None:
+                query_ways = ways if ways is not None else tf.reduce_max(support_y) + 1
+                checks += label_checks(y, query_ways, "query_y")
+        support_x, support_y, query_x = gate(checks, support_x, support_y, query_x)
+        x = {**x, "support_x": support_x, "support_y": support_y, "query_x": query_x}
+        return support_x, support_y, query_x, x
+
+    def fixed_ways(self):
+        """The number of classes N this learner's output fixes, or None (from the labels)."""
+        return None
+
+    # The checks fail as TensorFlow errors while a step runs; callers see one line.
+
+    def fit(self, *args, **kwargs):
+        with episode_errors_as_value_errors():
+            return super().fit(*args, **kwargs)
+
+    def evaluate(self, *args, **kwargs):
+        with episode_errors_as_value_errors():
+            return super().evaluate(*args, **kwargs)
+
+    def predict(self, *args, **kwargs):
+        with episode_errors_as_value_errors():
+            return super().predict(*args, **kwargs)
+
+    def train_on_batch(self, *args, **kwargs):
+        with episode_errors_as_value_errors():
+            return super().train_on_batch(*args, **kwargs)
+
+    def test_on_batch(self, *args, **kwargs):
+        with episode_errors_as_value_errors():
+            return super().test_on_batch(*args, **kwargs)
+
+    def predict_on_batch(self, *args, **kwargs):
+        with episode_errors_as_value_errors():
+            return super().predict_on_batch(*args, **kwargs)
 
     def compute_meta_gradients(self, support_x, support_y, query_x, query_y, sample_weight):
         """Returns `(loss, query_predictions, gradients)` for `self.trainable_variables`.

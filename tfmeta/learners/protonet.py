@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from tfmeta.data.arguments import check_bool, check_float
 from tfmeta.layers.prototype_logits import PrototypeLogits
 from tfmeta.learners.episode import unpack_episode
 from tfmeta.learners.meta_learner import MetaLearner
@@ -47,17 +48,18 @@ class ProtoNet(MetaLearner):
         super().__init__(encoder, argument="encoder", **kwargs)
         self.encoder = encoder
         self.distance = distance
-        self.ways = ways
-        self.cosine_scale = float(cosine_scale)
-        self.learn_cosine_scale = bool(learn_cosine_scale)
+        self.cosine_scale = check_float("cosine_scale", cosine_scale)
+        self.learn_cosine_scale = check_bool("learn_cosine_scale", learn_cosine_scale)
         self.prototype_logits = PrototypeLogits(
-            ways=ways, distance=distance, scale=cosine_scale, learn_scale=learn_cosine_scale,
+            ways=ways, distance=distance, scale=self.cosine_scale,
+            learn_scale=self.learn_cosine_scale,
             name="prototype_logits",
             # Distances as |q|^2 - 2 q.p + |p|^2 cancel badly in 16-bit floats, so under a
             # mixed-precision policy they are computed in float32 (like Keras' losses).
             dtype="float32" if {encoder.compute_dtype, keras.config.dtype_policy().compute_dtype}
             & {"float16", "bfloat16"} else None,
         )
+        self.ways = self.prototype_logits.ways  # checked there (NumPy integers become int)
 
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, jit_compile="auto", **kwargs):
         if self.ways is None:
@@ -72,6 +74,10 @@ class ProtoNet(MetaLearner):
                 jit_compile = False  # "auto" would pick XLA on GPU, which needs static ways.
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics,
                         jit_compile=jit_compile, **kwargs)
+
+    def fixed_ways(self):
+        """`ways` when given, else None (the number of ways comes from the labels)."""
+        return self.ways
 
     def embed(self, examples, training=False, example_rank=None):
         """Embeddings `[..., D]` of examples `[..., *example_shape]` (any leading dims).
