@@ -217,3 +217,13 @@ def test_per_step_batch_norm_needs_batch_norm_and_is_maml_only():
         tfmeta.Reptile(bn_mlp(), per_step_batch_norm=True)
     with pytest.raises(ValueError, match="`per_step_batch_norm`"):
         tfmeta.MAML(bn_mlp(), per_step_batch_norm="yes")
+
+
+def test_zero_inner_steps_predict_with_the_meta_weights():
+    model = tanh_mlp()
+    learner = compiled(tfmeta.MAML(model, inner_steps=1))
+    inputs, _ = regression_episodes(dtype="float32")
+    predictions, fast, _ = learner.adapt_and_predict(inputs, 0, first_order=True,
+                                                     training=False)
+    np.testing.assert_allclose(predictions[0], model(inputs["query_x"][0]), rtol=1e-6)
+    np.testing.assert_array_equal(fast[0][0], model.trainable_variables[0])

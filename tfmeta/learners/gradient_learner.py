@@ -352,8 +352,9 @@ class GradientLearner(MetaLearner):
             A list of tensors, one per trainable weight of the model.
 
         """
-        return self.adapt_steps(weights, non_trainable, support_x, support_y, steps,
-                                first_order, training)[-1]
+        every_step = self.adapt_steps(weights, non_trainable, support_x, support_y, steps,
+                                      first_order, training)
+        return every_step[-1] if every_step else list(weights)
 
     def adapt_steps(self, weights, non_trainable, support_x, support_y, steps, first_order,
                     training, statistics=None):
@@ -541,6 +542,7 @@ class GradientLearner(MetaLearner):
             step_statistics = []
             every = self.adapt_steps(weights, non_trainable, support_x, support_y, steps,
                                      first_order, training, statistics=step_statistics)
+            every = every or [list(weights)]  # No step (e.g. the loss before adapting).
             kept = list(enumerate(every)) if every_step else [(len(every) - 1, every[-1])]
             predictions = []
             for step, fast in kept:
