@@ -4,6 +4,7 @@ from collections.abc import Sequence
 
 import keras
 
+from tfmeta.backbones.image_input import check_image_shape
 from tfmeta.layers.batch_normalization import BatchNormalization
 
 
@@ -28,7 +29,8 @@ def conv4(
     conv4 training 1.4x (MAML) to 1.6x (ProtoNet) faster on CPU.
 
     Args:
-        input_shape: shape of one example, `(height, width, channels)`.
+        input_shape: shape of one example, `(height, width, channels)`: greyscale or RGB,
+            at least 16x16 (e.g. 28, 32, 64 or 84; 84x84x3 gives 1,600 features).
         filters: number of filters of every convolution.
         num_classes: when given, a `Dense(num_classes)` head producing logits.
         batch_norm_momentum: momentum of the batch norm moving statistics. The
@@ -51,12 +53,7 @@ def conv4(
     (None, 5)
 
     """
-    input_shape = tuple(int(d) for d in input_shape)
-    if len(input_shape) != 3 or min(input_shape) < 1:
-        raise ValueError(
-            "Invalid value for argument `input_shape`: expected (height, width, channels) "
-            f"with positive entries. Received: input_shape={input_shape}"
-        )
+    input_shape = check_image_shape(input_shape, "conv4")
     if filters < 1:
         raise ValueError(
             f"Invalid value for argument `filters`: expected a positive integer. "
