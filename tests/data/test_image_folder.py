@@ -264,3 +264,11 @@ def test_registry_entry(folder):
 
 def _png(array):
     return tf.io.encode_png(tf.constant(array)).numpy()
+
+
+def test_splits_of_one_folder_share_one_copy_of_the_images(tmp_path):
+    folder = write_folder(tmp_path / "many", image_tree(num_classes=10, images_per_class=2))
+    for split in ("train", "validation", "test"):
+        image_folder(folder, ways=2, shots=1, queries=1, meta_batch_size=1, image_size=12,
+                     split=split)
+    assert len(image_folder_module._TENSORS) == 1
