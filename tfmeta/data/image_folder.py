@@ -245,7 +245,7 @@ def choose_classes(
 
     Example:
     >>> choose_classes(["a", "b", "c", "d", "e"], None, "test", (0.6, 0.2, 0.2))
-    ('c',)
+    ('b',)
     """
     if split is not None:
         split = _SPLIT_ALIASES.get(split, split)
@@ -290,7 +290,7 @@ def seeded_split(
 
     Example:
     >>> seeded_split(["a", "b", "c", "d", "e"], (0.6, 0.2, 0.2))["train"]
-    ('a', 'd', 'e')
+    ('c', 'd', 'e')
     """
     try:
         fractions = tuple(float(f) for f in fractions)

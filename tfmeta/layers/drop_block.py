@@ -28,7 +28,7 @@ class DropBlock(keras.layers.Layer):
 
     Example:
     >>> layer = DropBlock(rate=0.1, block_size=3)
-    >>> layer(ops.ones([2, 8, 8, 4]), training=False).shape
+    >>> tuple(layer(ops.ones([2, 8, 8, 4]), training=False).shape)
     (2, 8, 8, 4)
     """
 
