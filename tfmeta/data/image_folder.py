@@ -272,7 +272,8 @@ def choose_classes(
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise ValueError(f"Invalid class list {origin}: it names {duplicates} more than once.")
-    missing = [name for name in names if name not in set(available)]
+    known = set(available)
+    missing = [name for name in names if name not in known]
     if missing:
         raise ValueError(
             f"Invalid class list {origin}: the classes {missing[:5]}"
