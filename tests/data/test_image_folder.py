@@ -272,3 +272,14 @@ def test_splits_of_one_folder_share_one_copy_of_the_images(tmp_path):
         image_folder(folder, ways=2, shots=1, queries=1, meta_batch_size=1, image_size=12,
                      split=split)
     assert len(image_folder_module._TENSORS) == 1
+
+
+def test_bad_arguments_fail_before_any_image_is_decoded(folder, monkeypatch):
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded")
+
+    monkeypatch.setattr(image_folder_module, "decode_images", no_decoding)
+    with pytest.raises(ValueError, match="shots \\+ queries"):
+        image_folder(folder, ways=2, shots=5, queries=5, meta_batch_size=1, image_size=12)
+    with pytest.raises(ValueError, match="`ways`"):
+        image_folder(folder, ways=7, shots=1, queries=1, meta_batch_size=1, image_size=12)

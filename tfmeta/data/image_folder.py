@@ -192,15 +192,14 @@ def image_folder(
             f"Invalid image folder {listing.path}: the class folders {empty} hold no image "
             "(.jpg, .jpeg, .png, .bmp or .gif files)."
         )
-    data = _load(listing, image_size, cache_dir)
-    index = np.array([data.classes.index(name) for name in chosen], dtype=np.int64)
-    small = [name for name, i in zip(chosen, index, strict=True)
-             if data.sizes[i] < shots + queries]
+    # Every check reads the listing, so a bad argument fails before any image is decoded.
+    counts = dict(zip(listing.classes, (len(files) for files in listing.files), strict=True))
+    small = [name for name in chosen if counts[name] < shots + queries]
     if small:
-        counts = {name: int(data.sizes[data.classes.index(name)]) for name in small[:5]}
+        examples = {name: counts[name] for name in small[:5]}
         message = (
             f"{len(small)} of the {len(chosen)} classes have fewer than shots + queries = "
-            f"{shots + queries} images (e.g. {counts})"
+            f"{shots + queries} images (e.g. {examples})"
         )
         if small_classes == "error":
             raise ValueError(
@@ -209,11 +208,13 @@ def image_folder(
                 f"shots={shots}, queries={queries}"
             )
         warnings.warn(f"Skipping classes of {listing.path}: {message}.", stacklevel=2)
-        index = np.array([i for i in index if data.sizes[i] >= shots + queries], np.int64)
+        chosen = tuple(name for name in chosen if counts[name] >= shots + queries)
     what = f"split '{split}'" if split is not None else "the chosen classes"
     ways = check_int_in_range(
-        "ways", ways, high=len(index), reason=f"the number of usable classes in {what}"
+        "ways", ways, high=len(chosen), reason=f"the number of usable classes in {what}"
     )
+    data = _load(listing, image_size, cache_dir)
+    index = np.array([data.classes.index(name) for name in chosen], dtype=np.int64)
     with _MEMORY_CACHE_LOCK:
         key = (listing.fingerprint, image_size)
         if key not in _TENSORS:
