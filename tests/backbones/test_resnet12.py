@@ -88,8 +88,8 @@ def rgb_episodes(ways=3, shots=2, queries=2, size=16):
 
 @pytest.mark.parametrize("learner", [
     "protonet",
-    # One second-order MAML step through 12 convolutions and 16 batch norms took 30-60 s
-    # (building the nested-tape graph) on a busy 2-core machine.
+    # One second-order MAML step through 12 convolutions and 16 batch norms: 7 s on an idle
+    # 2-core machine, 30-60 s on a busy one.
     pytest.param("maml", marks=pytest.mark.slow),
 ])
 def test_resnet12_trains_under_protonet_and_maml(learner):
