@@ -6,6 +6,7 @@ import pytest
 from absl import flags
 from cli_helpers import CONFIGS
 
+from tfmeta import data
 from tfmeta.cli import demo, train
 from tfmeta.cli.experiment import Experiment
 
@@ -30,19 +31,45 @@ def test_the_expected_configs_exist():
     assert expected | {"omniglot_mamlpp_5w1s"} <= names
 
 
+def dataset_of(path):
+    return next(line.split("=", 1)[1] for line in path.read_text().splitlines()
+                if line.startswith("--dataset="))
+
+
 @pytest.mark.parametrize("path", CONFIG_FILES, ids=lambda path: path.stem)
 def test_config_parses_and_cites_its_source(path):
+    if dataset_of(path) not in data.list_datasets():
+        # mini_imagenet comes with the TFDS builders (another branch of issue 13).
+        pytest.skip(f"--dataset={dataset_of(path)} is not registered in this build")
     experiment = load(path)
     assert isinstance(experiment, Experiment)
     comments = [line for line in path.read_text().splitlines() if line.startswith("#")]
     assert comments and any("github.com/" in line for line in comments)
     assert any(year in " ".join(comments) for year in ("2017", "2018"))
-    name = path.stem.split("_")
-    if name[0] == "omniglot":
+    name = path.stem.removeprefix("tiny_").removeprefix("mini_").split("_")
+    if name[0] in ("omniglot", "imagenet"):
         learner, setting = name[1], name[2]
         ways, shots = SETTINGS[setting]
         assert experiment.learner == {"mamlpp": "maml"}.get(learner, learner)
         assert (experiment.eval_ways, experiment.eval_shots) == (ways, shots)
+
+
+def test_natural_image_configs_exist_with_the_papers_recipes():
+    names = {path.stem for path in CONFIG_FILES}
+    for dataset in ("tiny_imagenet", "mini_imagenet"):
+        assert {f"{dataset}_{learner}_{setting}" for learner in ("protonet", "maml")
+                for setting in ("5w1s", "5w5s")} <= names
+    for setting, ways in (("5w1s", 30), ("5w5s", 20)):
+        protonet = load(CONFIGS / f"tiny_imagenet_protonet_{setting}.cfg")
+        assert (protonet.dataset, protonet.image_size, protonet.ways, protonet.queries) == (
+            "tiny_imagenet", 64, ways, 15)
+        assert (protonet.lr_decay, protonet.lr_decay_episodes, protonet.meta_batch_size) == (
+            "step", 2000, 1)
+    maml = load(CONFIGS / "tiny_imagenet_maml_5w1s.cfg")
+    assert (maml.filters, maml.inner_steps, maml.inner_learning_rate, maml.eval_inner_steps,
+            maml.meta_batch_size) == (32, 5, 0.01, 10, 4)
+    text = (CONFIGS / "mini_imagenet_protonet_5w1s.cfg").read_text()
+    assert "--dataset=mini_imagenet" in text and "--image_size=84" in text
 
 
 def test_flags_after_the_flagfile_override_it():

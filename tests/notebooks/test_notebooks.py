@@ -85,6 +85,16 @@ def test_export_and_serve(kernel_spec_manager, tmp_path, monkeypatch):
     assert difference < 1e-4
 
 
+def test_your_own_images(kernel_spec_manager, tmp_path, monkeypatch):
+    monkeypatch.setenv("TFMETA_CACHE_DIR", str(tmp_path / "cache"))
+    notebook = run_notebook("your_own_images.ipynb", kernel_spec_manager, tmp_path, monkeypatch)
+    text = outputs_text(notebook)
+    assert "20 classes, 400 images" in text
+    low, high = (float(v) for v in text.split("pixel range: ")[1].split()[0:3:2])
+    assert 0.0 <= low < 0.2 and 0.8 < high <= 1.0
+    assert "3-way 1-shot accuracy on unseen classes" in text
+
+
 @pytest.mark.slow
 def test_omniglot_protonet(kernel_spec_manager, tmp_path, monkeypatch):
     data_dir = os.environ.get("TFMETA_DATA_DIR")

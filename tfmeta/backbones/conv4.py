@@ -4,7 +4,8 @@ from collections.abc import Sequence
 
 import keras
 
-from tfmeta.data.arguments import check_int_in_range, invalid_value, is_integer
+from tfmeta.backbones.image_input import check_image_shape
+from tfmeta.data.arguments import check_int_in_range
 from tfmeta.layers.batch_normalization import BatchNormalization
 
 
@@ -29,7 +30,8 @@ def conv4(
     conv4 training 1.4x (MAML) to 1.6x (ProtoNet) faster on CPU.
 
     Args:
-        input_shape: shape of one example, `(height, width, channels)`.
+        input_shape: shape of one example, `(height, width, channels)`: greyscale or RGB,
+            at least 16x16 (e.g. 28, 32, 64 or 84; 84x84x3 gives 1,600 features).
         filters: number of filters of every convolution.
         num_classes: when given, a `Dense(num_classes)` head producing logits.
         batch_norm_momentum: momentum of the batch norm moving statistics. The
@@ -52,25 +54,10 @@ def conv4(
     (None, 5)
 
     """
-    if isinstance(input_shape, str) or not isinstance(input_shape, Sequence) or any(
-        not is_integer(d) for d in input_shape
-    ):
-        raise invalid_value("input_shape", "(height, width, channels) integers", input_shape)
-    input_shape = tuple(int(d) for d in input_shape)
+    input_shape = check_image_shape(input_shape, "conv4")
     filters = check_int_in_range("filters", filters)
     if num_classes is not None:
         num_classes = check_int_in_range("num_classes", num_classes)
-    if len(input_shape) != 3 or min(input_shape) < 1:
-        raise ValueError(
-            "Invalid value for argument `input_shape`: expected (height, width, channels) "
-            f"with positive entries. Received: input_shape={input_shape}"
-        )
-    if min(input_shape[:2]) < 2**4:
-        raise ValueError(
-            "Invalid value for argument `input_shape`: conv4 halves the image four times (2x2 "
-            "max-pooling), so height and width must be at least 16 (e.g. image_size=28 for "
-            f"Omniglot, 84 for miniImageNet). Received: input_shape={input_shape}"
-        )
     if filters < 1:
         raise ValueError(
             f"Invalid value for argument `filters`: expected a positive integer. "

@@ -83,8 +83,9 @@ def backbone(experiment: Experiment) -> keras.Model:
     """The network the learner adapts (MAML, Reptile) or embeds with (ProtoNet).
 
     Classification models end in a `ways`-unit logits layer, except for ProtoNet,
-    whose encoder ends in the embedding (conv4's flat features, or the MLP's last
-    hidden width).
+    whose encoder ends in the embedding (conv4's flat features, ResNet-12's 640
+    average-pooled features, or the MLP's last hidden width). The input shape, channels
+    included, is the dataset's `example_shape`.
 
     Example:
     >>> backbone(Experiment(dataset="sinusoid", backbone="mlp")).output_shape
@@ -99,6 +100,8 @@ def backbone(experiment: Experiment) -> keras.Model:
     head = None if experiment.learner == "protonet" else experiment.ways
     if experiment.backbone == "conv4":
         return backbones.conv4(image_shape, filters=experiment.filters, num_classes=head)
+    if experiment.backbone == "resnet12":
+        return backbones.resnet12(image_shape, num_classes=head)
     if head is None:
         *hidden, embedding = experiment.hidden_units
         return backbones.mlp(image_shape, hidden_units=hidden, output_units=embedding)

@@ -17,7 +17,7 @@ LR_DECAYS = ("none", "step", "linear", "cosine")
 INNER_OPTIMIZERS = ("sgd", "adam")
 LEARNED_RATES = ("none", "per_parameter", "per_step")
 SCHEMES = ("vinyals", "maml", "lake")
-BACKBONES = ("conv4", "mlp")
+BACKBONES = ("conv4", "resnet12", "mlp")
 
 EXPERIMENT_FILE = "experiment.json"
 
@@ -85,9 +85,10 @@ class Experiment:
         train_steps: Meta-optimizer steps in all.
         steps_per_epoch: Steps between two checkpoints / validations / log lines.
         validation_episodes: Validation episodes after each epoch (0: none).
-        image_size: Side of the (square) Omniglot images.
+        image_size: Side of the (square) images.
+        image_folder: The folder (or zip) of `--dataset=image_folder`, `<class>/<image>`.
         scheme: Omniglot class split, "vinyals", "maml" or "lake".
-        backbone: "conv4" or "mlp".
+        backbone: "conv4", "resnet12" (images) or "mlp".
         filters: Filters of each conv4 convolution.
         hidden_units: Widths of the MLP's hidden layers.
         seed: Seed of the weights and of the training episodes.
@@ -139,6 +140,7 @@ class Experiment:
     validation_episodes: int = 0
     # === Data and model ===
     image_size: int = 28
+    image_folder: str | None = None
     scheme: str = "vinyals"
     backbone: str = "conv4"
     filters: int = 64

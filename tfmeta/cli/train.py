@@ -123,12 +123,14 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> list[flags.Flag
                              "two checkpoints, validations and log lines.", **fv),
         flags.DEFINE_integer("validation_episodes", d.validation_episodes, "Validation "
                              "episodes after each epoch (0: no validation).", **fv),
-        flags.DEFINE_integer("image_size", d.image_size, "Side of the square Omniglot images.",
-                             **fv),
+        flags.DEFINE_integer("image_size", d.image_size, "Side of the square images.", **fv),
+        flags.DEFINE_string("image_folder", d.image_folder, "--dataset=image_folder: the "
+                            "folder <class>/<image> (or a zip of one).", **fv),
         flags.DEFINE_enum("scheme", d.scheme, SCHEMES, "Omniglot class split: vinyals "
                           "(ProtoNet), maml (MAML, Reptile) or lake (background/evaluation).",
                           **fv),
-        flags.DEFINE_enum("backbone", d.backbone, BACKBONES, "Network: conv4 (images) or mlp.",
+        flags.DEFINE_enum("backbone", d.backbone, BACKBONES, "Network: conv4 or resnet12 (images), "
+                          "or mlp.",
                           **fv),
         flags.DEFINE_integer("filters", d.filters, "conv4: filters of each convolution.", **fv),
         flags.DEFINE_list("hidden_units", [str(u) for u in d.hidden_units], "mlp: widths of "

@@ -11,6 +11,9 @@ from tfmeta.data.data_dir import resolve_cache_dir as resolve_cache_dir
 from tfmeta.data.data_dir import resolve_data_dir as resolve_data_dir
 from tfmeta.data.episodes import episodes as episodes
 from tfmeta.data.fc100 import fc100 as fc100
+from tfmeta.data.image_folder import ImageFolderImages as ImageFolderImages
+from tfmeta.data.image_folder import image_folder as image_folder
+from tfmeta.data.image_folder import load_image_folder as load_image_folder
 from tfmeta.data.mini_imagenet import mini_imagenet as mini_imagenet
 from tfmeta.data.mini_imagenet import prepared_mini_imagenet as prepared_mini_imagenet
 from tfmeta.data.omniglot import OmniglotImages as OmniglotImages
@@ -24,10 +27,12 @@ from tfmeta.data.registry import get_dataset as get_dataset
 from tfmeta.data.registry import list_datasets as list_datasets
 from tfmeta.data.registry import register as register
 from tfmeta.data.sinusoid import sinusoid as sinusoid
+from tfmeta.data.tiny_imagenet import tiny_imagenet as tiny_imagenet
 
 __all__ = [
     "ClassExamples",
     "DatasetSpec",
+    "ImageFolderImages",
     "OMNIGLOT_SCHEMES",
     "OMNIGLOT_SPLITS",
     "OmniglotImages",
@@ -38,7 +43,9 @@ __all__ = [
     "episodes",
     "fc100",
     "get_dataset",
+    "image_folder",
     "list_datasets",
+    "load_image_folder",
     "load_omniglot",
     "mini_imagenet",
     "omniglot",
@@ -47,4 +54,5 @@ __all__ = [
     "resolve_cache_dir",
     "resolve_data_dir",
     "sinusoid",
+    "tiny_imagenet",
 ]

@@ -2,6 +2,7 @@
 
 from tfmeta.layers.batch_normalization import BatchNormalization
 from tfmeta.layers.cosine_classifier import CosineClassifier
+from tfmeta.layers.drop_block import DropBlock
 from tfmeta.layers.prototype_logits import PrototypeLogits
 
-__all__ = ["BatchNormalization", "CosineClassifier", "PrototypeLogits"]
+__all__ = ["BatchNormalization", "CosineClassifier", "DropBlock", "PrototypeLogits"]

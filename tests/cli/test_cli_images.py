@@ -1,0 +1,78 @@
+"""The command line on natural images: --dataset=image_folder (with --image_folder),
+--backbone=resnet12, RGB input shapes from the registry, and one-line errors."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from cli_helpers import run_in_process
+
+from tfmeta.cli import builders, evaluate, train
+from tfmeta.cli.experiment import Experiment
+
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory):
+    """8 classes of 6 RGB PNGs, 20x20, each class its own colour plus noise."""
+    root = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    for c in range(8):
+        colour = rng.integers(0, 256, 3)
+        (root / f"class_{c}").mkdir()
+        for i in range(6):
+            noise = rng.integers(-20, 21, (20, 20, 3))
+            image = np.clip(colour + noise, 0, 255).astype(np.uint8)
+            (root / f"class_{c}" / f"{i}.png").write_bytes(tf.io.encode_png(image).numpy())
+    return root
+
+
+def image_flags(folder, model_dir, *extra):
+    return ["--dataset=image_folder", f"--image_folder={folder}", "--image_size=16",
+            "--learner=protonet", "--ways=2", "--shots=1", "--queries=2", "--meta_batch_size=2",
+            "--train_steps=2", "--steps_per_epoch=2", "--verbose=0", f"--model_dir={model_dir}",
+            *extra]
+
+
+@pytest.mark.parametrize("backbone", [
+    "conv4",
+    pytest.param("resnet12", marks=pytest.mark.slow),  # about 90 s on a busy 2-core machine
+])
+def test_train_and_evaluate_on_an_image_folder(photo_folder, tmp_path, backbone):
+    model_dir = tmp_path / "run"
+    run_in_process(train, image_flags(photo_folder, model_dir, f"--backbone={backbone}"))
+    saved = json.loads((model_dir / "experiment.json").read_text())
+    assert saved["image_folder"] == str(photo_folder) and saved["backbone"] == backbone
+    output = tmp_path / "result.json"
+    run_in_process(evaluate, [f"--model_dir={model_dir}", "--split=test", "--episodes=4",
+                              "--ways=2", "--shots=1", "--queries=1", f"--output={output}"])
+    result = json.loads(output.read_text())
+    assert result["episodes"] == 4 and 0.0 <= result["mean"] <= 1.0
+
+
+def test_input_shapes_come_from_the_registry():
+    experiment = Experiment(dataset="tiny_imagenet", learner="protonet", image_size=32)
+    assert builders.example_shape(experiment) == (32, 32, 3)
+    assert builders.backbone(experiment).input_shape == (None, 32, 32, 3)
+    resnet = Experiment(dataset="tiny_imagenet", learner="maml", backbone="resnet12",
+                        image_size=84, ways=5)
+    model = builders.backbone(resnet)
+    assert model.input_shape == (None, 84, 84, 3) and model.output_shape == (None, 5)
+
+
+def test_image_folder_flag_missing_is_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        run_in_process(train, ["--dataset=image_folder", f"--model_dir={tmp_path / 'run'}",
+                               "--verbose=0"])
+    error = capsys.readouterr().err
+    assert error.startswith("tfmeta-train: error: ") and error.count("\n") == 1
+    assert "`image_folder`" in error
+
+
+def test_image_size_too_small_for_the_backbone_is_one_line(photo_folder, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        run_in_process(train, image_flags(photo_folder, tmp_path / "run", "--image_size=8"))
+    error = capsys.readouterr().err
+    assert error.startswith("tfmeta-train: error: ") and error.count("\n") == 1
+    assert "at least 16x16" in error and "--image_size" in error
+    assert not (tmp_path / "run" / "learner.keras").exists()
