@@ -39,7 +39,16 @@ def _quiet_tensorflow_start_up_for_commands() -> None:
 
 _quiet_tensorflow_start_up_for_commands()
 
-from tfmeta import backbones, callbacks, data, distribute, export, layers, metrics  # noqa: E402
+from tfmeta import (  # noqa: E402
+    backbones,
+    baselines,
+    callbacks,
+    data,
+    distribute,
+    export,
+    layers,
+    metrics,
+)
 from tfmeta.learners import MAML, GradientLearner, MetaLearner, ProtoNet, Reptile  # noqa: E402
 
 __version__ = "0.1.0"
@@ -52,6 +61,7 @@ __all__ = [
     "Reptile",
     "__version__",
     "backbones",
+    "baselines",
     "callbacks",
     "data",
     "distribute",

@@ -1,6 +1,7 @@
 """Backbones shared by every learner."""
 
+from tfmeta.backbones.bag_of_ngrams import bag_of_ngrams, ngram_vectorizer
 from tfmeta.backbones.conv4 import conv4
 from tfmeta.backbones.mlp import mlp
 
-__all__ = ["conv4", "mlp"]
+__all__ = ["bag_of_ngrams", "conv4", "mlp", "ngram_vectorizer"]

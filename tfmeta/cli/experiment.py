@@ -15,7 +15,10 @@ LEARNERS = ("maml", "fomaml", "reptile", "protonet")
 OPTIMIZERS = ("adam", "sgd")
 LR_DECAYS = ("none", "step", "linear")
 SCHEMES = ("vinyals", "maml", "lake")
-BACKBONES = ("conv4", "mlp")
+BACKBONES = ("conv4", "mlp", "bag_of_ngrams")
+# Backbones whose input is raw text (tf.string); every other backbone takes numbers.
+TEXT_BACKBONES = ("bag_of_ngrams",)
+DISTANCES = ("squared_euclidean", "cosine")
 
 EXPERIMENT_FILE = "experiment.json"
 
@@ -73,7 +76,14 @@ class Experiment:
         validation_episodes: Validation episodes after each epoch (0: none).
         image_size: Side of the (square) Omniglot images.
         scheme: Omniglot class split, "vinyals", "maml" or "lake".
-        backbone: "conv4" or "mlp".
+        intent_dataset: The folder under `<root>/intent/` of the "intents" dataset, e.g.
+            "banking77", "hwu64", "clinc150" or your own.
+        class_split: Which class split of the "intents" dataset (`splits/0<class_split>/`).
+        backbone: "conv4" or "mlp" (images, vectors), "bag_of_ngrams" (raw text: TF-IDF
+            n-grams adapted to the training split's sentences, and a learned projection).
+        embedding_dim: Width of the bag_of_ngrams projection.
+        distance: ProtoNet's "squared_euclidean" (the paper) or "cosine" (with a learned
+            scale).
         filters: Filters of each conv4 convolution.
         hidden_units: Widths of the MLP's hidden layers.
         seed: Seed of the weights and of the training episodes.
@@ -118,7 +128,11 @@ class Experiment:
     # === Data and model ===
     image_size: int = 28
     scheme: str = "vinyals"
+    intent_dataset: str = "banking77"
+    class_split: int = 1
     backbone: str = "conv4"
+    embedding_dim: int = 256
+    distance: str = "squared_euclidean"
     filters: int = 64
     hidden_units: tuple[int, ...] = (40, 40)
     seed: int = 0
@@ -232,9 +246,13 @@ class Experiment:
         _choice("lr_decay", self.lr_decay, LR_DECAYS)
         _choice("scheme", self.scheme, SCHEMES)
         _choice("backbone", self.backbone, BACKBONES)
+        _choice("distance", self.distance, DISTANCES)
+        if not isinstance(self.intent_dataset, str) or not self.intent_dataset:
+            raise _invalid("intent_dataset", "a folder name under <root>/intent/",
+                           self.intent_dataset)
         for name in ("ways", "shots", "queries", "test_episodes", "meta_batch_size",
                      "inner_steps", "lr_decay_episodes", "train_steps", "steps_per_epoch",
-                     "image_size", "filters"):
+                     "image_size", "filters", "class_split", "embedding_dim"):
             _positive_int(name, getattr(self, name))
         for name in ("test_ways", "test_shots", "test_queries", "eval_inner_steps"):
             if getattr(self, name) is not None:
@@ -262,6 +280,15 @@ class Experiment:
                     "feature, so they need --backbone=mlp. Received: "
                     f"--backbone={self.backbone}"
                 )
+        text = data.get_dataset(self.dataset).example == "text"
+        if text != (self.backbone in TEXT_BACKBONES):
+            wanted = ("raw text, so they need a text backbone (--backbone="
+                      + "|".join(TEXT_BACKBONES) + ")") if text else (
+                "numbers, so they need --backbone=conv4 or mlp (a text backbone takes strings)")
+            raise ValueError(
+                f"Invalid value for flag `--backbone`: {self.dataset} examples are {wanted}. "
+                f"Received: --backbone={self.backbone} with --dataset={self.dataset}"
+            )
         if (self.jit_compile and self.learner == "protonet" and not self.regression
                 and self.eval_ways != self.ways):
             raise ValueError(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import tensorflow as tf
@@ -38,6 +38,9 @@ class DatasetSpec:
             `{"image_size": 28} -> (28, 28, 1)`; `()` for text.
         splits: The split names `build` accepts.
         description: One line for listings and `--helpfull`.
+        texts: Text datasets only: `texts(split, data_dir, **options)` returns every raw
+            sentence of `split`, e.g. to adapt a `keras.layers.TextVectorization` vocabulary
+            to the meta-training split alone; `None` for other datasets.
 
     Example:
     >>> spec = DatasetSpec(
@@ -56,6 +59,7 @@ class DatasetSpec:
     options: tuple[str, ...] = ()
     splits: tuple[str, ...] = ("train", "validation", "test")
     description: str = ""
+    texts: Callable[..., Sequence[str]] | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
