@@ -171,3 +171,12 @@ def test_text_given_to_a_model_of_numbers():
         learner.predict(inputs, verbose=0)
     with pytest.raises(ValueError, match=r"takes numbers"):
         learner.fit(text_episodes(), steps_per_epoch=1, verbose=0)
+
+
+def test_examples_without_the_model_example_axes():
+    learner = tfmeta.ProtoNet(tfmeta.backbones.mlp((4,), (8,), 8))
+    inputs = {"support_x": np.zeros([1, 3], "float32"), "support_y": np.array([[0, 1, 2]]),
+              "query_x": np.zeros([1, 2], "float32")}
+    with pytest.raises(ValueError, match=r"support_x.*\[tasks, examples, \*example_shape\].*"
+                                         r"\(4,\) \(rank 3\)"):
+        learner.predict(inputs, verbose=0)

@@ -103,7 +103,9 @@ def check_example_dtype(examples: tf.Tensor, model: Any, argument: str) -> None:
     """Raises a one-line `ValueError` when text meets a model of numbers, or the reverse.
 
     A model whose input is `tf.string` (it starts with e.g. `TextVectorization`) takes
-    raw text; any other takes numbers. Models without a known input dtype pass.
+    raw text; any other takes numbers. `examples` `[tasks, examples, *example_shape]`
+    must also have the rank of the model's examples plus two. Models without a known
+    (single) input pass.
 
     Example:
     >>> import keras
@@ -111,13 +113,21 @@ def check_example_dtype(examples: tf.Tensor, model: Any, argument: str) -> None:
     >>> check_example_dtype(tf.zeros([1, 3, 2]), model, "support_x")
     """
     expected = model_input_dtype(model)
-    if expected is None or (expected == tf.string) == (examples.dtype == tf.string):
+    if expected is None:
         return
-    wanted = "raw text (tf.string)" if expected == tf.string else f"numbers ({expected.name})"
-    raise ValueError(
-        f"Invalid `{argument}`: the model {model.name!r} takes {wanted} examples. "
-        f"Received: {argument} of dtype {examples.dtype.name}, shape {examples.shape}"
-    )
+    if (expected == tf.string) != (examples.dtype == tf.string):
+        wanted = "raw text (tf.string)" if expected == tf.string else f"numbers ({expected.name})"
+        raise ValueError(
+            f"Invalid `{argument}`: the model {model.name!r} takes {wanted} examples. "
+            f"Received: {argument} of dtype {examples.dtype.name}, shape {examples.shape}"
+        )
+    example_rank = len(model.inputs[0].shape) - 1
+    if examples.shape.rank is not None and examples.shape.rank != 2 + example_rank:
+        raise ValueError(
+            f"Invalid `{argument}`: expected shape [tasks, examples, *example_shape] with the "
+            f"model's example shape {tuple(model.inputs[0].shape[1:])} (rank "
+            f"{2 + example_rank}). Received: shape={examples.shape}"
+        )
 
 
 def check_query_targets(query_x: tf.Tensor, query_y: Any) -> None:
