@@ -5,7 +5,8 @@
         --test_episodes 300 --output benchmarks/intent_results/results.json
 
 For every dataset, class split and setting (5-way 1-shot and 5-way 5-shot, 5 queries per
-intent), trains a ProtoNet from scratch with the setting's config
+intent), trains a ProtoNet from scratch with the setting's config (or, with `--train_once
+5w5s`, one ProtoNet per split with the 5w5s config, scored at both settings)
 (`configs/intents_<dataset>_protonet_<setting>.cfg`: bag_of_ngrams encoder adapted to the
 train intents' sentences, cosine logits, Adam 1e-3, meta-batch 4) for `--train_steps`
 steps on the split's train intents, then scores it and the training-free TF-IDF baseline
@@ -51,13 +52,11 @@ def config_experiment(dataset: str, setting: str, class_split: int, train_steps:
     return train.experiment_from_flags(flag_values)
 
 
-def run_one(dataset: str, setting: str, class_split: int, train_steps: int | None,
-            test_episodes: int, data_dir: str | None) -> dict:
+def train_one(dataset: str, setting: str, class_split: int, train_steps: int | None,
+              data_dir: str | None):
+    """`(learner, budget)`: the setting's config trained on the split's train intents."""
     import keras
-    import numpy as np
 
-    from tfmeta import data
-    from tfmeta.baselines import TfidfPrototypes, episode_accuracies
     from tfmeta.cli import builders
 
     experiment = config_experiment(dataset, setting, class_split, train_steps)
@@ -71,7 +70,22 @@ def run_one(dataset: str, setting: str, class_split: int, train_steps: int | Non
         seed=experiment.seed, data_dir=data_dir)
     learner.fit(train_data, epochs=experiment.epochs, steps_per_epoch=experiment.steps_per_epoch,
                 shuffle=False, verbose=0)
-    train_wall, train_cpu = time.perf_counter() - wall, time.process_time() - cpu
+    steps = experiment.epochs * experiment.steps_per_epoch
+    return learner, {
+        "trained_on": setting, "train_steps": steps,
+        "train_episodes": steps * experiment.meta_batch_size,
+        "train_wall_s": round(time.perf_counter() - wall, 1),
+        "train_cpu_s": round(time.process_time() - cpu, 1),
+    }
+
+
+def score(learner, budget: dict, dataset: str, setting: str, class_split: int,
+          test_episodes: int, data_dir: str | None) -> dict:
+    """tfmeta and the TF-IDF baseline on the same test episodes of one setting."""
+    import numpy as np
+
+    from tfmeta import data
+    from tfmeta.baselines import TfidfPrototypes, episode_accuracies
 
     baseline = TfidfPrototypes(data.intent_sentences(dataset, "train", class_split, data_dir))
     test = data.intents(dataset, "test", ways=5, shots=SETTINGS[setting], queries=5,
@@ -83,14 +97,10 @@ def run_one(dataset: str, setting: str, class_split: int, train_steps: int | Non
         ours.append((logits.argmax(-1) == query_y.numpy()).mean(axis=1))
         theirs.append(episode_accuracies(baseline, inputs, query_y.numpy()))
     ours, theirs = np.concatenate(ours), np.concatenate(theirs)
-    episodes = experiment.epochs * experiment.steps_per_epoch * experiment.meta_batch_size
     return {
         "dataset": dataset, "setting": setting, "class_split": class_split,
         "tfmeta": float(ours.mean()), "baseline": float(theirs.mean()),
-        "test_episodes": int(len(ours)),
-        "train_steps": experiment.epochs * experiment.steps_per_epoch,
-        "train_episodes": int(episodes),
-        "train_wall_s": round(train_wall, 1), "train_cpu_s": round(train_cpu, 1),
+        "test_episodes": int(len(ours)), **budget,
     }
 
 
@@ -109,12 +119,13 @@ def table(rows: list[dict]) -> str:
         ours = np.array([r["tfmeta"] for r in group]) * 100
         theirs = np.array([r["baseline"] for r in group]) * 100
         steps = group[0]["train_steps"]
+        trained_on = group[0]["trained_on"]
         wall = np.mean([r["train_wall_s"] for r in group])
         cpu = np.mean([r["train_cpu_s"] for r in group])
         lines.append(
             f"| {dataset} | {setting} | {len(group)} | {ours.mean():.1f} ± {ours.std():.1f} | "
             f"{theirs.mean():.1f} ± {theirs.std():.1f} | {(ours - theirs).mean():+.1f} "
-            f"(min {(ours - theirs).min():+.1f}) | {steps} steps, "
+            f"(min {(ours - theirs).min():+.1f}) | {trained_on} episodes, {steps} steps, "
             f"{group[0]['train_episodes']} episodes, {wall:.0f} s wall / {cpu:.0f} s CPU |"
         )
     return "\n".join(lines)
@@ -127,6 +138,9 @@ def main() -> None:
     parser.add_argument("--settings", default="5w1s,5w5s")
     parser.add_argument("--train_steps", type=int, default=None,
                         help="Override of the configs' --train_steps.")
+    parser.add_argument("--train_once", default=None,
+                        help="Train one model per split with this setting's config (e.g. "
+                        "5w5s) and score it at every setting, instead of one per setting.")
     parser.add_argument("--test_episodes", type=int, default=300)
     parser.add_argument("--data_dir", default=None)
     parser.add_argument("--output", default=None, help="JSON file of every row.")
@@ -136,9 +150,15 @@ def main() -> None:
     started = time.perf_counter()
     for dataset in args.datasets.split(","):
         for class_split in (int(s) for s in args.class_splits.split(",")):
+            trained = None
+            if args.train_once:
+                trained = train_one(dataset, args.train_once, class_split, args.train_steps,
+                                    args.data_dir)
             for setting in args.settings.split(","):
-                row = run_one(dataset, setting, class_split, args.train_steps,
-                              args.test_episodes, args.data_dir)
+                learner, budget = trained or train_one(dataset, setting, class_split,
+                                                       args.train_steps, args.data_dir)
+                row = score(learner, budget, dataset, setting, class_split,
+                            args.test_episodes, args.data_dir)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
                 if args.output:
