@@ -148,8 +148,9 @@ def main() -> None:
 
     rows = []
     started = time.perf_counter()
-    for dataset in args.datasets.split(","):
-        for class_split in (int(s) for s in args.class_splits.split(",")):
+    # Class splits outermost: a run cut short still has whole splits of every dataset.
+    for class_split in (int(s) for s in args.class_splits.split(",")):
+        for dataset in args.datasets.split(","):
             trained = None
             if args.train_once:
                 trained = train_one(dataset, args.train_once, class_split, args.train_steps,
