@@ -147,6 +147,10 @@ def test_the_served_signature_takes_strings(tmp_path):
     specs = signature.structured_input_signature[1]
     assert specs["support_x"].dtype == tf.string and specs["support_x"].shape.as_list() == [None]
     assert specs["query_x"].dtype == tf.string and specs["support_y"].dtype == tf.int32
+    served = tf.saved_model.load(str(tmp_path / "served"))
+    sentences = tf.constant(["alarm please", "card now"])
+    embeddings = served.signatures["embed"](examples=sentences)["embeddings"]
+    np.testing.assert_allclose(embeddings.numpy(), learner.embed(sentences).numpy(), atol=1e-6)
 
 
 # === Bad input: numbers to a text model, text to a model of numbers ===
