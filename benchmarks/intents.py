@@ -1,8 +1,8 @@
 """Few-shot intent detection: meta-trained tfmeta ProtoNet against the TF-IDF baseline.
 
     TFMETA_DATA_DIR=../shared/data .venv/bin/python benchmarks/intents.py \
-        --datasets banking77,hwu64,clinc150 --class_splits 1,2,3,4,5 --train_once 5w5s --train_steps 200 \
-        --test_episodes 300 --output benchmarks/intent_results/results.json
+        --datasets banking77,hwu64,clinc150 --class_splits 1,2,3,4,5 --train_once 5w5s \
+        --train_steps 200 --test_episodes 300 --output benchmarks/intent_results/results.json
 
 For every dataset, class split and setting (5-way 1-shot and 5-way 5-shot, 5 queries per
 intent), trains a ProtoNet from scratch with the setting's config (or, with `--train_once
