@@ -39,7 +39,16 @@ def _quiet_tensorflow_start_up_for_commands() -> None:
 
 _quiet_tensorflow_start_up_for_commands()
 
-from tfmeta import backbones, callbacks, data, distribute, export, layers, metrics  # noqa: E402
+from tfmeta import (  # noqa: E402
+    backbones,
+    baselines,
+    callbacks,
+    data,
+    distribute,
+    export,
+    layers,
+    metrics,
+)
 from tfmeta.learners import (  # noqa: E402
     MAML,
     Baseline,
@@ -60,6 +69,7 @@ __all__ = [
     "Reptile",
     "__version__",
     "backbones",
+    "baselines",
     "callbacks",
     "data",
     "distribute",

@@ -201,3 +201,17 @@ def test_bad_class_examples():
         episodes(np.zeros([3, 4, 2, 3]), 2, 1, 1, 1, rotations=(0, 90))
     with pytest.raises(ValueError, match=r"at most 3 \(the size of the smallest class\)"):
         episodes([np.zeros([3, 1]), np.zeros([9, 1])], 2, 2, 2, 1)
+
+
+def test_string_examples_stay_strings_and_keep_their_classes():
+    classes = [np.array([f"class{c} sentence {i}" for i in range(4 + c)]) for c in range(5)]
+    dataset = episodes(classes, ways=3, shots=1, queries=2, meta_batch_size=2, seed=3)
+    inputs, query_y = next(iter(dataset))
+    assert inputs["support_x"].dtype == tf.string and inputs["support_x"].shape == (2, 3)
+    assert inputs["query_x"].dtype == tf.string and inputs["query_x"].shape == (2, 6)
+    for b in range(2):
+        owner = {}
+        for sentence, label in zip(inputs["support_x"][b].numpy(), inputs["support_y"][b]):
+            owner[int(label)] = sentence.decode().split()[0]
+        for sentence, label in zip(inputs["query_x"][b].numpy(), query_y[b]):
+            assert sentence.decode().split()[0] == owner[int(label)]

@@ -104,3 +104,17 @@ def test_omniglot_protonet(kernel_spec_manager, tmp_path, monkeypatch):
     notebook = run_notebook("omniglot_protonet.ipynb", kernel_spec_manager, tmp_path,
                             monkeypatch, steps=3)
     assert "5-way 1-shot accuracy" in outputs_text(notebook)
+
+
+def test_few_shot_intent_detection(kernel_spec_manager, tmp_path, monkeypatch):
+    data_dir = os.environ.get("TFMETA_DATA_DIR")
+    if not data_dir or not (Path(data_dir) / "intent" / "banking77").is_dir():
+        pytest.skip("intent notebook: TFMETA_DATA_DIR with intent/banking77 is not set "
+                    "(CI sets it to ../shared/data)")
+    notebook = run_notebook("few_shot_intent_detection.ipynb", kernel_spec_manager, tmp_path,
+                            monkeypatch)
+    text = outputs_text(notebook)
+    assert "5-way 1-shot accuracy" in text and "5-way 5-shot accuracy" in text
+    difference = float(text.split("max |served - predict| =")[1].split()[0])
+    assert difference < 1e-4
+    assert text.count(" -> ") == 3

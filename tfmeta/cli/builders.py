@@ -79,13 +79,16 @@ def dynamic_meta_batch(dataset: tf.data.Dataset, meta_batch_size: int) -> tf.dat
     return dataset.unbatch().batch(meta_batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def backbone(experiment: Experiment) -> keras.Model:
+def backbone(experiment: Experiment,
+             data_dir: str | os.PathLike[str] | None = None) -> keras.Model:
     """The network the learner adapts (MAML, Reptile) or embeds with (ProtoNet).
 
     Classification models end in a `ways`-unit logits layer, except for ProtoNet,
     whose encoder ends in the embedding (conv4's flat features, ResNet-12's 640
     average-pooled features, or the MLP's last hidden width). The input shape, channels
     included, is the dataset's `example_shape`.
+    A text backbone's vocabulary is adapted to the sentences of the dataset's training
+    split (read from `data_dir`), never to the test classes'.
 
     Example:
     >>> backbone(Experiment(dataset="sinusoid", backbone="mlp")).output_shape
@@ -98,6 +101,11 @@ def backbone(experiment: Experiment) -> keras.Model:
                              output_units=1)
     image_shape = input_shape
     head = None if experiment.learner == "protonet" else experiment.ways
+    if experiment.backbone == "bag_of_ngrams":
+        spec = data.get_dataset(experiment.dataset)
+        sentences = spec.texts("train", data_dir, **dataset_options(experiment))
+        return backbones.bag_of_ngrams(sentences, embedding_dim=experiment.embedding_dim,
+                                       num_classes=head, seed=experiment.seed)
     if experiment.backbone == "conv4":
         return backbones.conv4(image_shape, filters=experiment.filters, num_classes=head)
     if experiment.backbone == "resnet12":
@@ -108,19 +116,24 @@ def backbone(experiment: Experiment) -> keras.Model:
     return backbones.mlp(image_shape, hidden_units=experiment.hidden_units, output_units=head)
 
 
-def learner(experiment: Experiment) -> MetaLearner:
+def learner(experiment: Experiment,
+            data_dir: str | os.PathLike[str] | None = None) -> MetaLearner:
     """A new, uncompiled learner with the experiment's settings and a fresh backbone.
+
+    `data_dir` is where a text backbone reads the training sentences.
 
     Example:
     >>> type(learner(Experiment(dataset="sinusoid", backbone="mlp"))).__name__
     'MAML'
 
     """
-    model = backbone(experiment)
+    model = backbone(experiment, data_dir)
     if experiment.learner == "protonet":
         # XLA needs a static number of ways; otherwise it comes from each episode's labels,
         # so a ProtoNet trained 60-way evaluates 5-way.
-        return ProtoNet(model, ways=experiment.ways if experiment.jit_compile else None)
+        return ProtoNet(model, ways=experiment.ways if experiment.jit_compile else None,
+                        distance=experiment.distance,
+                        learn_cosine_scale=experiment.distance == "cosine")
     inner = {
         "inner_steps": experiment.inner_steps,
         "inner_learning_rate": experiment.inner_learning_rate,

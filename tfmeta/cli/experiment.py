@@ -17,7 +17,10 @@ LR_DECAYS = ("none", "step", "linear", "cosine")
 INNER_OPTIMIZERS = ("sgd", "adam")
 LEARNED_RATES = ("none", "per_parameter", "per_step")
 SCHEMES = ("vinyals", "maml", "lake")
-BACKBONES = ("conv4", "resnet12", "mlp")
+BACKBONES = ("conv4", "resnet12", "mlp", "bag_of_ngrams")
+# Backbones whose input is raw text (tf.string); every other backbone takes numbers.
+TEXT_BACKBONES = ("bag_of_ngrams",)
+DISTANCES = ("squared_euclidean", "cosine")
 
 EXPERIMENT_FILE = "experiment.json"
 
@@ -88,7 +91,15 @@ class Experiment:
         image_size: Side of the (square) images.
         image_folder: The folder (or zip) of `--dataset=image_folder`, `<class>/<image>`.
         scheme: Omniglot class split, "vinyals", "maml" or "lake".
-        backbone: "conv4", "resnet12" (images) or "mlp".
+        intent_dataset: The folder under `<root>/intent/` of the "intents" dataset, e.g.
+            "banking77", "hwu64", "clinc150" or your own.
+        class_split: Which class split of the "intents" dataset (`splits/0<class_split>/`).
+        backbone: "conv4" or "resnet12" (images), "mlp" (images, vectors), "bag_of_ngrams"
+            (raw text: TF-IDF
+            n-grams adapted to the training split's sentences, and a learned projection).
+        embedding_dim: Width of the bag_of_ngrams projection.
+        distance: ProtoNet's "squared_euclidean" (the paper) or "cosine" (with a learned
+            scale).
         filters: Filters of each conv4 convolution.
         hidden_units: Widths of the MLP's hidden layers.
         seed: Seed of the weights and of the training episodes.
@@ -142,7 +153,11 @@ class Experiment:
     image_size: int = 28
     image_folder: str | None = None
     scheme: str = "vinyals"
+    intent_dataset: str = "banking77"
+    class_split: int = 1
     backbone: str = "conv4"
+    embedding_dim: int = 256
+    distance: str = "squared_euclidean"
     filters: int = 64
     hidden_units: tuple[int, ...] = (40, 40)
     seed: int = 0
@@ -259,9 +274,13 @@ class Experiment:
         self._check_inner_loop_options()
         _choice("scheme", self.scheme, SCHEMES)
         _choice("backbone", self.backbone, BACKBONES)
+        _choice("distance", self.distance, DISTANCES)
+        if not isinstance(self.intent_dataset, str) or not self.intent_dataset:
+            raise _invalid("intent_dataset", "a folder name under <root>/intent/",
+                           self.intent_dataset)
         for name in ("ways", "shots", "queries", "test_episodes", "meta_batch_size",
                      "inner_steps", "lr_decay_episodes", "train_steps", "steps_per_epoch",
-                     "image_size", "filters"):
+                     "image_size", "filters", "class_split", "embedding_dim"):
             _positive_int(name, getattr(self, name))
         for name in ("test_ways", "test_shots", "test_queries", "eval_inner_steps"):
             if getattr(self, name) is not None:
@@ -298,6 +317,16 @@ class Experiment:
                 f"{self.ways}-way logits layer, so it evaluates {self.ways}-way episodes only "
                 f"and --test_ways must equal --ways (or be unset). Received: --ways={self.ways}, "
                 f"--test_ways={self.test_ways}"
+            )
+        text = data.get_dataset(self.dataset).example == "text"
+        if text != (self.backbone in TEXT_BACKBONES):
+            wanted = ("raw text, so they need a text backbone (--backbone="
+                      + "|".join(TEXT_BACKBONES) + ")") if text else (
+                "numbers, so they need --backbone=conv4, resnet12 or mlp (a text backbone takes "
+                "strings)")
+            raise ValueError(
+                f"Invalid value for flag `--backbone`: {self.dataset} examples are {wanted}. "
+                f"Received: --backbone={self.backbone} with --dataset={self.dataset}"
             )
         if (self.jit_compile and self.learner == "protonet" and not self.regression
                 and self.eval_ways != self.ways):

@@ -23,6 +23,7 @@ from tfmeta import data
 from tfmeta.cli import launcher
 from tfmeta.cli.experiment import (
     BACKBONES,
+    DISTANCES,
     INNER_OPTIMIZERS,
     LEARNED_RATES,
     LEARNERS,
@@ -46,7 +47,7 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> list[flags.Flag
         # === Run ===
         flags.DEFINE_string("model_dir", None, "Folder of the run: logs, checkpoints, the "
                             "trained learner; rerun to resume.", **fv),
-        flags.DEFINE_string("data_dir", None, "Data root holding omniglot/ (default: "
+        flags.DEFINE_string("data_dir", None, "Data root holding omniglot/, intent/, ... (default: "
                             "$TFMETA_DATA_DIR).", **fv),
         flags.DEFINE_integer("verbose", 1, "0: silent, 1: progress bar, 2: one line per epoch.",
                              lower_bound=0, upper_bound=2, **fv),
@@ -129,9 +130,19 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> list[flags.Flag
         flags.DEFINE_enum("scheme", d.scheme, SCHEMES, "Omniglot class split: vinyals "
                           "(ProtoNet), maml (MAML, Reptile) or lake (background/evaluation).",
                           **fv),
+        flags.DEFINE_string("intent_dataset", d.intent_dataset, "--dataset=intents: the "
+                            "folder under <root>/intent/ (banking77, hwu64, clinc150 or your "
+                            "own in the same layout).", **fv),
+        flags.DEFINE_integer("class_split", d.class_split, "--dataset=intents: the class "
+                             "split, splits/0<class_split>/ (1..5).", **fv),
         flags.DEFINE_enum("backbone", d.backbone, BACKBONES, "Network: conv4 or resnet12 (images), "
-                          "or mlp.",
-                          **fv),
+                          "mlp, or "
+                          "bag_of_ngrams (raw text; vocabulary adapted to the training "
+                          "split's sentences).", **fv),
+        flags.DEFINE_integer("embedding_dim", d.embedding_dim, "bag_of_ngrams: width of the "
+                             "learned projection.", **fv),
+        flags.DEFINE_enum("distance", d.distance, DISTANCES, "ProtoNet: squared_euclidean "
+                          "(the paper) or cosine (with a learned scale).", **fv),
         flags.DEFINE_integer("filters", d.filters, "conv4: filters of each convolution.", **fv),
         flags.DEFINE_list("hidden_units", [str(u) for u in d.hidden_units], "mlp: widths of "
                           "the hidden layers (ProtoNet: the last is the embedding).", **fv),

@@ -118,7 +118,7 @@ def _train(experiment, model_dir, data_dir, verbose, strategy, chief) -> MetaLea
 
     keras.utils.set_random_seed(experiment.seed)
     with strategy.scope():
-        learner = builders.learner(experiment)
+        learner = builders.learner(experiment, data_dir)
         builders.compile_learner(learner, experiment, builders.optimizer(experiment))
         _build(learner, train_data)
 

@@ -14,6 +14,10 @@ from tfmeta.data.fc100 import fc100 as fc100
 from tfmeta.data.image_folder import ImageFolderImages as ImageFolderImages
 from tfmeta.data.image_folder import image_folder as image_folder
 from tfmeta.data.image_folder import load_image_folder as load_image_folder
+from tfmeta.data.intents import IntentClasses as IntentClasses
+from tfmeta.data.intents import intent_sentences as intent_sentences
+from tfmeta.data.intents import intents as intents
+from tfmeta.data.intents import load_intents as load_intents
 from tfmeta.data.mini_imagenet import mini_imagenet as mini_imagenet
 from tfmeta.data.mini_imagenet import prepared_mini_imagenet as prepared_mini_imagenet
 from tfmeta.data.omniglot import OmniglotImages as OmniglotImages
@@ -33,6 +37,7 @@ __all__ = [
     "ClassExamples",
     "DatasetSpec",
     "ImageFolderImages",
+    "IntentClasses",
     "OMNIGLOT_SCHEMES",
     "OMNIGLOT_SPLITS",
     "OmniglotImages",
@@ -46,6 +51,10 @@ __all__ = [
     "image_folder",
     "list_datasets",
     "load_image_folder",
+    "intent_sentences",
+    "intents",
+    "list_datasets",
+    "load_intents",
     "load_omniglot",
     "mini_imagenet",
     "omniglot",

@@ -35,11 +35,12 @@ def episodes(
 
     Every element is `(inputs, query_y)` with `inputs["support_x"]` `[B, N*K, *shape]`
     float32, `inputs["support_y"]` `[B, N*K]` int32, `inputs["query_x"]` `[B, N*Q, *shape]`
-    float32 and `query_y` `[B, N*Q]` int32, all with static shapes. Each episode draws N
-    distinct classes and K + Q distinct examples of each (no example is in both support and
-    query), gives class `i` of the episode a random label in `0..N-1`, and shuffles the
-    support set and the query set. Batch `i` depends only on `(seed, i)`: the same seed
-    gives the same episodes, in the same order.
+    float32 and `query_y` `[B, N*Q]` int32, all with static shapes. String examples (raw
+    sentences, `shape = ()`) stay `tf.string`: `support_x` `[B, N*K]`, `query_x` `[B, N*Q]`.
+    Each episode draws N distinct classes and K + Q distinct examples of each (no example
+    is in both support and query), gives class `i` of the episode a random label in
+    `0..N-1`, and shuffles the support set and the query set. Batch `i` depends only on
+    `(seed, i)`: the same seed gives the same episodes, in the same order.
 
     All examples are held in one tensor and read with one `tf.gather` per set, with index
     sampling vectorised over the meta-batch in a parallel `map`, followed by `prefetch`.
@@ -47,9 +48,9 @@ def episodes(
     Args:
         class_examples: Either a dense array `[num_classes, examples_per_class, *shape]`
             (NumPy or `tf.Tensor`), or a sequence of per-class arrays `[examples_c, *shape]`
-            whose sizes may differ. Floating-point data is stored as float32; other dtypes
-            (e.g. uint8 images) are stored as given and cast to float32 after the gather,
-            without rescaling.
+            whose sizes may differ. Floating-point data is stored as float32; other numeric
+            dtypes (e.g. uint8 images) are stored as given and cast to float32 after the
+            gather, without rescaling; strings (e.g. sentences) are kept as `tf.string`.
         ways: Classes per episode, N (at most the number of classes, after rotations).
         shots: Support examples per class, K.
         queries: Query examples per class, Q; `shots + queries` must not exceed the size

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -59,6 +59,9 @@ class DatasetSpec:
         classes: Optional `classes(split, data_dir, **options)` returning the split's
             `ClassExamples`, for non-episodic batches (`tfmeta.data.batches`, the
             pre-training baselines); None where the dataset has no classes.
+        texts: Text datasets only: `texts(split, data_dir, **options)` returns every raw
+            sentence of `split`, e.g. to adapt a `keras.layers.TextVectorization` vocabulary
+            to the meta-training split alone; `None` for other datasets.
 
     Example:
     >>> spec = DatasetSpec(
@@ -78,6 +81,7 @@ class DatasetSpec:
     splits: tuple[str, ...] = ("train", "validation", "test")
     description: str = ""
     classes: Callable[..., ClassExamples] | None = None
+    texts: Callable[..., Sequence[str]] | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:

@@ -6,7 +6,8 @@ that can each be tested on their own:
 1. `describe`: which classes (N distinct per episode, in a random order that is the label
    mapping) and which examples (K + Q distinct per class) each episode uses, as indices.
 2. `read`: one `tf.gather` from a single in-memory tensor holding every example.
-3. `decode`: per-example quarter-turn rotation (for rotated classes), then `float32`.
+3. `decode`: per-example quarter-turn rotation (for rotated classes), then `float32`;
+   string examples (raw text) are passed through as `tf.string`.
 
 All randomness is `tf.random.stateless_*` keyed on `(seed, batch index)`, so the batches
 are a pure function of the seed and can be produced by a parallel `map` in any order.
@@ -88,7 +89,8 @@ class EpisodeSampler:
     raises a `ValueError` (see `tfmeta.data.arguments.check_element_size`).
 
     Args:
-        examples: `[num_examples, *example_shape]` array of all examples.
+        examples: `[num_examples, *example_shape]` array of all examples: numbers (cast
+            to `float32` after the gather) or strings (raw text, kept `tf.string`).
         offsets: `[C]` first example row of each class.
         sizes: `[C]` number of examples of each class (each >= shots + queries).
         ways: Classes per episode (N).
@@ -183,11 +185,12 @@ class EpisodeSampler:
         return tf.gather(self._examples, rows)
 
     def decode(self, x: tf.Tensor, labels: tf.Tensor, indices: EpisodeIndices) -> tf.Tensor:
-        """Rotates rotated classes and casts to `float32` (stage 3)."""
+        """Rotates rotated classes and casts numbers to `float32` (stage 3); text stays text."""
         if self._turns is not None:
             turns = tf.gather(tf.gather(self._turns, indices.classes), labels, batch_dims=1)
             x = rotate_quarter_turns(x, turns)
-        x = tf.cast(x, tf.float32)
+        if x.dtype != tf.string:
+            x = tf.cast(x, tf.float32)
         if self.scale is not None:
             x = x * tf.constant(self.scale, tf.float32)
         return tf.ensure_shape(x, [self.meta_batch_size, labels.shape[1], *self.example_shape])

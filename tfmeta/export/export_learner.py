@@ -12,6 +12,7 @@ import keras
 import tensorflow as tf
 
 from tfmeta.export.serving_checks import check_served_episode
+from tfmeta.learners.episode import model_input_dtype
 from tfmeta.learners.finite import non_finite_weights
 from tfmeta.learners.gradient_learner import GradientLearner
 from tfmeta.learners.labels import is_classifier, is_regression
@@ -35,11 +36,13 @@ def export_learner(
 
     | input | shape | dtype |
     | --- | --- | --- |
-    | `support_x` | `[S, *example_shape]` | float32 |
+    | `support_x` | `[S, *example_shape]` | float32 (tf.string for text) |
     | `support_y` | `[S]` (classification) or `[S, *target_shape]` (regression) | int32 / float32 |
-    | `query_x` | `[Q, *example_shape]` | float32 |
+    | `query_x` | `[Q, *example_shape]` | float32 (tf.string for text) |
 
-    S and Q are dynamic; the example shape is the model's input shape. The
+    S and Q are dynamic; the example shape and dtype are the model's input's: a model
+    whose input is `tf.string` (e.g. one starting with `keras.layers.TextVectorization`)
+    is served raw sentences, `support_x [S]` and `query_x [Q]` tf.string. The
     output is `{"logits": [Q, N]}` for classification and
     `{"predictions": [Q, *target_shape]}` for regression, float32. MAML and
     Reptile take `eval_inner_steps` (default `inner_steps`) SGD steps on the
@@ -106,10 +109,11 @@ def export_learner(
     every_class = isinstance(learner, ProtoNet)
 
     examples_spec = [None, *example_shape]
+    examples_dtype = _example_dtype(model)
     serve_signature = [
-        tf.TensorSpec(examples_spec, tf.float32, name="support_x"),
+        tf.TensorSpec(examples_spec, examples_dtype, name="support_x"),
         support_y_spec,
-        tf.TensorSpec(examples_spec, tf.float32, name="query_x"),
+        tf.TensorSpec(examples_spec, examples_dtype, name="query_x"),
     ]
 
     def serve(support_x, support_y, query_x):
@@ -132,7 +136,7 @@ def export_learner(
             return {"embeddings": tf.cast(embeddings, tf.float32)}
 
         archive.add_endpoint(
-            "embed", embed, input_signature=[tf.TensorSpec(examples_spec, tf.float32,
+            "embed", embed, input_signature=[tf.TensorSpec(examples_spec, examples_dtype,
                                                            name="examples")]
         )
     # Tracing builds a learner that was never called; then its variables can be
@@ -258,6 +262,12 @@ def _example_shape(model: keras.Model, example_shape) -> list[int | None]:
             f"{[tuple(i.shape) for i in inputs]}"
         )
     return list(inputs[0].shape[1:])
+
+
+def _example_dtype(model: keras.Model) -> tf.DType:
+    """The serving dtype of examples: the model's input dtype (strings stay strings)."""
+    dtype = model_input_dtype(model)
+    return tf.string if dtype == tf.string else tf.float32
 
 
 def _support_y_spec(learner, model, spec) -> tuple[bool, tf.TensorSpec]:

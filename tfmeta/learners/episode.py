@@ -7,16 +7,21 @@ import tensorflow as tf
 EPISODE_KEYS = ("support_x", "support_y", "query_x")
 
 
-def unpack_episode(inputs: Any, argument: str = "inputs") -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+def unpack_episode(
+    inputs: Any, argument: str = "inputs", model: Any = None
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Returns `(support_x, support_y, query_x)` after checking the episode's structure.
 
     Checks what is known when the step is traced: the three keys, the ranks,
     and that support and query agree on the meta-batch size and the example
-    shape, and support_x and support_y on the support size.
+    shape, and support_x and support_y on the support size. With `model`, also
+    that text examples (`tf.string`) go to a model that takes text and numbers
+    to a model that takes numbers (see `check_example_dtype`).
 
     Args:
         inputs: the episode dict `{"support_x", "support_y", "query_x"}`.
         argument: the argument name to use in error messages.
+        model: the Keras model that will take the examples, or None.
 
     Returns:
         The three tensors, converted with `tf.convert_to_tensor`.
@@ -39,10 +44,10 @@ def unpack_episode(inputs: Any, argument: str = "inputs") -> tuple[tf.Tensor, tf
     support_x = tf.convert_to_tensor(inputs["support_x"])
     support_y = tf.convert_to_tensor(inputs["support_y"])
     query_x = tf.convert_to_tensor(inputs["query_x"])
-    if support_x.shape.rank is not None and support_x.shape.rank < 3:
+    if support_x.shape.rank is not None and support_x.shape.rank < 2:
         raise ValueError(
             f"Invalid `{argument}['support_x']`: expected shape [tasks, support, *example_shape] "
-            f"(rank >= 3). Received: shape={support_x.shape}"
+            f"(rank >= 2; rank 2 for raw text). Received: shape={support_x.shape}"
         )
     if support_y.shape.rank is not None and support_y.shape.rank < 2:
         raise ValueError(
@@ -71,7 +76,58 @@ def unpack_episode(inputs: Any, argument: str = "inputs") -> tuple[tf.Tensor, tf
             f"Invalid `{argument}`: support and query must have the same number of tasks. "
             f"Received: support_x.shape={support_x.shape}, query_x.shape={query_x.shape}"
         )
+    if model is not None:
+        check_example_dtype(support_x, model, f"{argument}['support_x']")
+        check_example_dtype(query_x, model, f"{argument}['query_x']")
     return support_x, support_y, query_x
+
+
+def model_input_dtype(model: Any) -> tf.DType | None:
+    """The dtype of a Keras model's (single) input, or None when it is not known.
+
+    Example:
+    >>> import keras
+    >>> model_input_dtype(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]))
+    tf.float32
+    """
+    try:
+        inputs = list(model.inputs or [])
+    except (AttributeError, TypeError, ValueError):
+        return None
+    if len(inputs) != 1:
+        return None
+    return tf.as_dtype(inputs[0].dtype)
+
+
+def check_example_dtype(examples: tf.Tensor, model: Any, argument: str) -> None:
+    """Raises a one-line `ValueError` when text meets a model of numbers, or the reverse.
+
+    A model whose input is `tf.string` (it starts with e.g. `TextVectorization`) takes
+    raw text; any other takes numbers. `examples` `[tasks, examples, *example_shape]`
+    must also have the rank of the model's examples plus two. Models without a known
+    (single) input pass.
+
+    Example:
+    >>> import keras
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    >>> check_example_dtype(tf.zeros([1, 3, 2]), model, "support_x")
+    """
+    expected = model_input_dtype(model)
+    if expected is None:
+        return
+    if (expected == tf.string) != (examples.dtype == tf.string):
+        wanted = "raw text (tf.string)" if expected == tf.string else f"numbers ({expected.name})"
+        raise ValueError(
+            f"Invalid `{argument}`: the model {model.name!r} takes {wanted} examples. "
+            f"Received: {argument} of dtype {examples.dtype.name}, shape {examples.shape}"
+        )
+    example_rank = len(model.inputs[0].shape) - 1
+    if examples.shape.rank is not None and examples.shape.rank != 2 + example_rank:
+        raise ValueError(
+            f"Invalid `{argument}`: expected shape [tasks, examples, *example_shape] with the "
+            f"model's example shape {tuple(model.inputs[0].shape[1:])} (rank "
+            f"{2 + example_rank}). Received: shape={examples.shape}"
+        )
 
 
 def check_query_targets(query_x: tf.Tensor, query_y: Any) -> None:

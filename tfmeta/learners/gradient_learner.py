@@ -534,7 +534,7 @@ class GradientLearner(MetaLearner):
             stacked over tasks (`[B, steps, Q, ...]` predictions with `every_step`).
 
         """
-        support_x, support_y, query_x = unpack_episode(inputs)
+        support_x, support_y, query_x = unpack_episode(inputs, model=self.model)
         weights = [_read(v) for v in self.model.trainable_variables]
         non_trainable = [_read(v) for v in self.model.non_trainable_variables]
 

@@ -233,7 +233,9 @@ class MetaLearner(keras.Model):
 
         The `serving_default` signature takes `support_x [S, ...]` float32,
         `support_y [S]` int32 and `query_x [Q, ...]` float32 (S and Q dynamic)
-        and returns the query predictions `[Q, N]`.
+        and returns the query predictions `[Q, N]`. A text model (input
+        `tf.string`) is served raw sentences: `support_x [S]`, `query_x [Q]`
+        tf.string.
 
         Args:
             filepath: a folder that does not exist yet or is empty.

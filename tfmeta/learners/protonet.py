@@ -92,14 +92,17 @@ class ProtoNet(MetaLearner):
             input_rank = len(encoder_inputs[0].shape) - 1
         if input_rank is None:
             input_rank = examples.shape.rank - 2
-        leading = tf.shape(examples)[: examples.shape.rank - input_rank]
-        flat = tf.reshape(examples, tf.concat([[-1], tf.shape(examples)[-input_rank:]], 0))
+        # Slices by position, not from the end: an example of rank 0 (a sentence) has no
+        # example axes.
+        batch_rank = examples.shape.rank - input_rank
+        leading = tf.shape(examples)[:batch_rank]
+        flat = tf.reshape(examples, tf.concat([[-1], tf.shape(examples)[batch_rank:]], 0))
         embeddings = self.encoder(flat, training=training)
         embeddings = tf.reshape(embeddings, [tf.shape(embeddings)[0], -1])
         return tf.reshape(embeddings, tf.concat([leading, [-1]], 0))
 
     def call(self, inputs, training=False):
-        support_x, support_y, query_x = unpack_episode(inputs)
+        support_x, support_y, query_x = unpack_episode(inputs, model=self.encoder)
         tasks = tf.shape(support_x)[0]
         support_size = tf.shape(support_x)[1]
         # One encoder pass over support and query of every task.

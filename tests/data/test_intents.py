@@ -1,0 +1,187 @@
+"""Intent episodes: the text episode contract, class splits, determinism and bad input."""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from fake_intents import SPLITS, write_fake_intents
+
+from tfmeta import data
+from tfmeta.data import intents, load_intents
+
+
+@pytest.fixture
+def fake_intent_root(tmp_path):
+    return write_fake_intents(tmp_path / "data")
+
+
+def first(dataset):
+    inputs, query_y = next(iter(dataset))
+    return {key: value.numpy() for key, value in inputs.items()}, query_y.numpy()
+
+
+def label_of(sentence):
+    """The fake data ends every sentence with `of <intent>`."""
+    return sentence.decode().rsplit(" of ", 1)[1]
+
+
+def test_episodes_hold_strings_of_the_split_intents(fake_intent_root):
+    dataset = intents("toy", "train", ways=3, shots=2, queries=3, meta_batch_size=4,
+                      data_dir=fake_intent_root)
+    spec = dataset.element_spec
+    assert spec[0]["support_x"].shape == (4, 6) and spec[0]["support_x"].dtype == tf.string
+    assert spec[0]["query_x"].shape == (4, 9) and spec[0]["query_x"].dtype == tf.string
+    assert spec[0]["support_y"].dtype == tf.int32 and spec[1].shape == (4, 9)
+    for inputs, query_y in dataset.take(5).as_numpy_iterator():
+        for b in range(4):
+            support = [label_of(s) for s in inputs["support_x"][b]]
+            query = [label_of(s) for s in inputs["query_x"][b]]
+            assert set(support) <= set(SPLITS["train"])
+            # One intent per label, the same in support and query, N distinct intents.
+            by_label = {}
+            for label, intent in zip(inputs["support_y"][b], support):
+                assert by_label.setdefault(label, intent) == intent
+            for label, intent in zip(query_y[b], query):
+                assert by_label[label] == intent
+            assert sorted(by_label) == [0, 1, 2] and len(set(by_label.values())) == 3
+            assert np.bincount(inputs["support_y"][b]).tolist() == [2, 2, 2]
+            assert np.bincount(query_y[b]).tolist() == [3, 3, 3]
+            # Support and query sentences are distinct.
+            assert not set(inputs["support_x"][b]) & set(inputs["query_x"][b])
+
+
+def test_splits_read_their_own_intents(fake_intent_root):
+    seen = {}
+    for split, file_split in (("train", "train"), ("validation", "valid"), ("test", "test")):
+        classes = load_intents("toy", split, 1, fake_intent_root)
+        assert classes.labels == SPLITS[file_split]
+        assert all(label_of(s.encode()) == label
+                   for label, sentences in zip(classes.labels, classes.sentences)
+                   for s in sentences)
+        seen[split] = set(classes.labels)
+    assert not seen["train"] & seen["validation"] and not seen["train"] & seen["test"]
+    assert not seen["validation"] & seen["test"]
+    # Class split 02 swaps validation and test (fake_intents), and "valid" is an alias.
+    assert load_intents("toy", "valid", 2, fake_intent_root).labels == SPLITS["test"]
+    sentences = data.intent_sentences("toy", "train", 1, fake_intent_root)
+    assert len(sentences) == 6 * 8 and all(label_of(s.encode()) in SPLITS["train"]
+                                           for s in sentences)
+
+
+def test_same_seed_same_episodes_other_seed_others(fake_intent_root):
+    def make(seed):
+        return intents("toy", "train", ways=3, shots=1, queries=2, meta_batch_size=2, seed=seed,
+                       data_dir=fake_intent_root)
+
+    a, b, c = first(make(0)), first(make(0)), first(make(1))
+    assert all((a[0][k] == b[0][k]).all() for k in a[0]) and (a[1] == b[1]).all()
+    assert not (a[0]["support_x"] == c[0]["support_x"]).all()
+
+
+def test_the_registry_entry_and_its_texts(fake_intent_root):
+    spec = data.get_dataset("intents")
+    assert spec.example == "text" and spec.options == ("intent_dataset", "class_split")
+    assert spec.example_shape({}) == ()
+    dataset = spec.episodes("test", ways=2, shots=1, queries=1, meta_batch_size=1,
+                            data_dir=fake_intent_root, intent_dataset="toy", class_split=2)
+    inputs, _ = first(dataset)
+    assert {label_of(s) for s in inputs["support_x"][0]} <= set(SPLITS["valid"])
+    texts = spec.texts("train", fake_intent_root, intent_dataset="toy", class_split=1)
+    assert len(texts) == 48
+
+
+def test_the_environment_variable_is_the_default_root(fake_intent_root, monkeypatch):
+    monkeypatch.setenv("TFMETA_DATA_DIR", str(fake_intent_root))
+    assert load_intents("toy", "test").labels == SPLITS["test"]
+
+
+# === Bad input: one-line errors before any episode ===
+
+
+def test_a_folder_without_full_jsonl(fake_intent_root, monkeypatch):
+    (fake_intent_root / "intent" / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"'empty'.*full\.jsonl.*\['toy'\]"):
+        intents("empty", data_dir=fake_intent_root)
+    monkeypatch.delenv("TFMETA_DATA_DIR", raising=False)
+    with pytest.raises(FileNotFoundError, match="TFMETA_DATA_DIR"):
+        intents("toy", data_dir=None)
+
+
+def test_a_split_file_naming_an_unknown_intent(fake_intent_root):
+    path = fake_intent_root / "intent" / "toy" / "splits" / "01" / "test.txt"
+    path.write_text("exchange_rate\nno_such_intent\n")
+    with pytest.raises(ValueError, match=r"test\.txt.*no sentence.*'no_such_intent'"):
+        intents("toy", "test", ways=1, data_dir=fake_intent_root)
+
+
+def test_intents_with_too_few_sentences(tmp_path):
+    root = write_fake_intents(tmp_path, overrides={"top_up": ["top up please", "top up now"]})
+    with pytest.raises(ValueError, match=r"shots \+ queries.*at most 2.*'top_up'"):
+        intents("toy", "validation", ways=2, shots=1, queries=2, data_dir=root)
+    assert intents("toy", "validation", ways=2, shots=1, queries=1, data_dir=root) is not None
+
+
+def test_empty_sentences_and_malformed_lines(tmp_path):
+    root = write_fake_intents(tmp_path, overrides={"top_up": ["top up", "   "]})
+    with pytest.raises(ValueError, match=r"line \d+ of .*full\.jsonl.*'top_up' is empty"):
+        load_intents("toy", "train", 1, root)
+    path = Path(root) / "intent" / "toy" / "full.jsonl"
+    path.write_text(json.dumps({"text": "hello", "label": "x"}) + "\n")
+    with pytest.raises(ValueError, match=r"line 1 of .*\"sentence\" and \"label\""):
+        load_intents("toy", "train", 1, root)
+
+
+def test_bad_arguments(fake_intent_root):
+    with pytest.raises(ValueError, match=r"`split`.*Received: split='dev'"):
+        intents("toy", "dev", data_dir=fake_intent_root)
+    with pytest.raises(FileNotFoundError, match=r"`class_split`.*\['01', '02'\].*class_split=3"):
+        intents("toy", class_split=3, data_dir=fake_intent_root)
+    with pytest.raises(ValueError, match=r"`ways`.*between 1 and 3.*ways=4"):
+        intents("toy", "test", ways=4, data_dir=fake_intent_root)
+    with pytest.raises(ValueError, match=r"`name`"):
+        intents("../toy", data_dir=fake_intent_root)
+
+
+# === Real data (../shared/data/intent), contract and class splits ===
+
+REAL = Path(os.environ.get("TFMETA_DATA_DIR", "/nonexistent")) / "intent"
+real_data = pytest.mark.skipif(not (REAL / "banking77" / "full.jsonl").is_file(),
+                               reason="real intent data: TFMETA_DATA_DIR has no intent/")
+
+
+@real_data
+@pytest.mark.parametrize("name,counts", [("banking77", 77), ("hwu64", 64), ("clinc150", 150)])
+def test_real_class_splits_are_disjoint_and_cover_the_intents(name, counts):
+    root = REAL.parent
+    labels_of = {}
+    for line in (REAL / name / "full.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        labels_of.setdefault(record["sentence"], set()).add(record["label"])
+    for class_split in range(1, 6):
+        splits = {split: load_intents(name, split, class_split, root)
+                  for split in ("train", "validation", "test")}
+        names = [set(classes.labels) for classes in splits.values()]
+        assert not (names[0] & names[1] or names[0] & names[2] or names[1] & names[2])
+        assert len(names[0] | names[1] | names[2]) == counts
+    inputs, query_y = first(intents(name, "test", ways=5, shots=2, queries=3,
+                                    meta_batch_size=2, class_split=1, data_dir=root))
+    test_intents = set(load_intents(name, "test", 1, root).labels)
+    for b in range(2):
+        mapping = {}
+        for sentence, label in zip(inputs["support_x"][b], inputs["support_y"][b]):
+            intents_of = labels_of[sentence.decode()]
+            assert intents_of & test_intents
+            mapping.setdefault(int(label), set()).update(intents_of & test_intents)
+        for sentence, label in zip(inputs["query_x"][b], query_y[b]):
+            assert labels_of[sentence.decode()] & mapping[int(label)]
+
+
+@real_data
+def test_real_hwu64_smallest_intent_limits_shots_and_queries():
+    root = REAL.parent
+    with pytest.raises(ValueError, match=r"at most 38 .*shots=34, queries=5"):
+        intents("hwu64", "test", shots=34, queries=5, class_split=1, data_dir=root)
+    assert intents("hwu64", "test", shots=33, queries=5, class_split=1, data_dir=root)
