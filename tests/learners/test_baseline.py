@@ -149,7 +149,9 @@ def test_meta_baseline_is_a_cosine_protonet_on_the_encoder():
 @pytest.mark.parametrize("kwargs, argument", [
     ({"num_classes": 0}, "num_classes"), ({"head": "mlp"}, "head"), ({"ways": True}, "ways"),
     ({"fine_tune_steps": 0}, "fine_tune_steps"),
-    ({"fine_tune_optimizer": "rmsprop"}, "inner_optimizer"),
+    ({"fine_tune_optimizer": "rmsprop"}, "fine_tune_optimizer"),
+    ({"fine_tune_batch_size": 0}, "fine_tune_batch_size"),
+    ({"cosine_scale": float("nan")}, "cosine_scale"), ({"seed": "x"}, "seed"),
 ])
 def test_bad_arguments(kwargs, argument):
     settings = {"num_classes": 5, **kwargs}

@@ -8,10 +8,12 @@ import keras
 import tensorflow as tf
 from keras.src.trainers import data_adapters
 
+from tfmeta.data.arguments import check_float, check_int_in_range, check_seed
 from tfmeta.layers.cosine_classifier import CosineClassifier
 from tfmeta.learners.episode import unpack_episode
 from tfmeta.learners.finite import guard_step
 from tfmeta.learners.gradient_learner import GradientLearner
+from tfmeta.learners.inner_optimizers import inner_optimizer_from
 from tfmeta.learners.meta_learner import MetaLearner
 from tfmeta.learners.protonet import ProtoNet
 
@@ -88,8 +90,17 @@ class Baseline(MetaLearner):
                 "tfmeta.backbones.conv4 without num_classes). Received: output shape "
                 f"{tuple(encoder.outputs[0].shape)}"
             )
+        if fine_tune_batch_size is not None:
+            check_int_in_range("fine_tune_batch_size", fine_tune_batch_size)
+        cosine_scale = check_float("cosine_scale", cosine_scale)
+        seed = check_seed(seed)
         if fine_tune_optimizer is None:
             fine_tune_optimizer = keras.optimizers.SGD(learning_rate=0.01, momentum=0.9)
+        try:
+            inner_optimizer_from(fine_tune_optimizer)
+        except ValueError as error:
+            # The episode head's optimizer is the inner loop's: name this argument.
+            raise ValueError(str(error).replace("inner_optimizer", "fine_tune_optimizer")) from None
         self.encoder = encoder
         self.num_classes = num_classes
         self.head = head
