@@ -57,12 +57,7 @@ def batches(
     batch_size = check_int_in_range("batch_size", batch_size)
     if not isinstance(seed, int | np.integer) or isinstance(seed, bool):
         raise invalid_value("seed", "an integer", seed)
-    unknown = sorted(set(options) - set(spec.options))
-    if unknown:
-        raise ValueError(
-            f"Invalid arguments for dataset {dataset!r}: {unknown} are not among its options "
-            f"{list(spec.options)}."
-        )
+    spec.check_options(options)
     classes = spec.classes(split, data_dir, **options)
     sizes = np.asarray(classes.sizes, dtype=np.int64)
     labels = np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)

@@ -100,6 +100,15 @@ class DatasetSpec:
         """Whether the tasks are regression tasks (float targets) rather than classes."""
         return self.task == "regression"
 
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """Refuses keyword arguments that are not among this dataset's `options`."""
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            raise ValueError(
+                f"Invalid arguments for dataset {self.name!r}: {unknown} are not among its "
+                f"options {list(self.options)}."
+            )
+
     def episodes(
         self,
         split: str,
@@ -113,12 +122,7 @@ class DatasetSpec:
         **options: Any,
     ) -> tf.data.Dataset:
         """Builds the episode dataset of `split`; `options` must be among `self.options`."""
-        unknown = sorted(set(options) - set(self.options))
-        if unknown:
-            raise ValueError(
-                f"Invalid arguments for dataset {self.name!r}: {unknown} are not among its "
-                f"options {list(self.options)}."
-            )
+        self.check_options(options)
         return self.build(split, ways, shots, queries, meta_batch_size, seed, data_dir,
                           **options)
 
