@@ -10,7 +10,7 @@ from keras.src.trainers import data_adapters
 
 from tfmeta.data.arguments import check_float, check_int_in_range, check_seed
 from tfmeta.layers.cosine_classifier import CosineClassifier
-from tfmeta.learners.episode import unpack_episode
+from tfmeta.learners.episode import embed_examples, unpack_episode
 from tfmeta.learners.finite import guard_step
 from tfmeta.learners.gradient_learner import GradientLearner
 from tfmeta.learners.inner_optimizers import inner_optimizer_from
@@ -194,10 +194,7 @@ class Baseline(MetaLearner):
 
     def _embed(self, x):
         """Frozen encoder features of `[B, M, ...]` examples: `[B, M, D]`."""
-        shape = tf.shape(x)
-        flat = tf.reshape(x, tf.concat([[-1], shape[2:]], axis=0))
-        features = tf.stop_gradient(self.encoder(flat, training=False))
-        return tf.reshape(features, tf.stack([shape[0], shape[1], -1]))
+        return tf.stop_gradient(embed_examples(self.encoder, x, training=False))
 
     def to_protonet(self, distance: str = "cosine", **kwargs) -> ProtoNet:
         """Meta-Baseline (Chen et al., 2021): a ProtoNet on this pre-trained encoder.

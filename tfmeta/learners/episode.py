@@ -140,3 +140,27 @@ def check_query_targets(query_x: tf.Tensor, query_y: Any) -> None:
             "Invalid `query_y`: expected shape [tasks, queries, ...] matching `query_x`. "
             f"Received: query_x.shape={query_x.shape}, query_y.shape={query_y.shape}"
         )
+
+
+def embed_examples(encoder, examples, training=False, example_rank=None):
+    """Embeddings `[..., D]` of examples `[..., *example_shape]` (any leading dims).
+
+    One `encoder` call on every example at once (leading axes flattened, then restored).
+    The rank of one example is `example_rank`, else the encoder's input rank, else (a
+    subclassed encoder) `examples` is taken as `[B, S, *example_shape]`.
+    """
+    examples = tf.convert_to_tensor(examples)
+    encoder_inputs = getattr(encoder, "inputs", None)  # None when subclassed.
+    input_rank = example_rank
+    if input_rank is None and encoder_inputs:
+        input_rank = len(encoder_inputs[0].shape) - 1
+    if input_rank is None:
+        input_rank = examples.shape.rank - 2
+    # Slices by position, not from the end: an example of rank 0 (a sentence) has no
+    # example axes.
+    batch_rank = examples.shape.rank - input_rank
+    leading = tf.shape(examples)[:batch_rank]
+    flat = tf.reshape(examples, tf.concat([[-1], tf.shape(examples)[batch_rank:]], 0))
+    embeddings = encoder(flat, training=training)
+    embeddings = tf.reshape(embeddings, [tf.shape(embeddings)[0], -1])
+    return tf.reshape(embeddings, tf.concat([leading, [-1]], 0))

@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from tfmeta.data.arguments import check_bool, check_float
 from tfmeta.layers.prototype_logits import PrototypeLogits
-from tfmeta.learners.episode import unpack_episode
+from tfmeta.learners.episode import embed_examples, unpack_episode
 from tfmeta.learners.meta_learner import MetaLearner
 
 
@@ -85,21 +85,7 @@ class ProtoNet(MetaLearner):
         The rank of one example is `example_rank`, else the encoder's input rank,
         else (a subclassed encoder) `examples` is taken as `[B, S, *example_shape]`.
         """
-        examples = tf.convert_to_tensor(examples)
-        encoder_inputs = getattr(self.encoder, "inputs", None)  # None when subclassed.
-        input_rank = example_rank
-        if input_rank is None and encoder_inputs:
-            input_rank = len(encoder_inputs[0].shape) - 1
-        if input_rank is None:
-            input_rank = examples.shape.rank - 2
-        # Slices by position, not from the end: an example of rank 0 (a sentence) has no
-        # example axes.
-        batch_rank = examples.shape.rank - input_rank
-        leading = tf.shape(examples)[:batch_rank]
-        flat = tf.reshape(examples, tf.concat([[-1], tf.shape(examples)[batch_rank:]], 0))
-        embeddings = self.encoder(flat, training=training)
-        embeddings = tf.reshape(embeddings, [tf.shape(embeddings)[0], -1])
-        return tf.reshape(embeddings, tf.concat([leading, [-1]], 0))
+        return embed_examples(self.encoder, examples, training, example_rank)
 
     def call(self, inputs, training=False):
         support_x, support_y, query_x = unpack_episode(inputs, model=self.encoder)
