@@ -120,7 +120,13 @@ class BatchNormalization(keras.layers.Layer):
         return (len(inputs.shape) == 4 and inputs.dtype in _FUSED_DTYPES
                 and self.epsilon >= _FUSED_MIN_EPSILON)
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, mask=None):
+        if mask is not None:
+            raise ValueError(
+                "Invalid value for argument `mask`: tfmeta.layers.BatchNormalization has no "
+                "masked statistics; use keras.layers.BatchNormalization after a masking layer. "
+                f"Received: mask with shape {tuple(mask.shape)}"
+            )
         inputs = tf.convert_to_tensor(inputs)
         output_dtype = inputs.dtype
         stats_dtype = tf.float64 if output_dtype == tf.float64 else tf.float32

@@ -101,7 +101,7 @@ class Baseline(MetaLearner):
         except ValueError as error:
             # The episode head's optimizer is the inner loop's: name this argument.
             raise ValueError(str(error).replace("inner_optimizer", "fine_tune_optimizer")) from None
-        self.encoder = encoder
+        self.encoder = self._with_fused_batch_norm(encoder)
         self.num_classes = num_classes
         self.head = head
         self.ways = ways
@@ -204,6 +204,7 @@ class Baseline(MetaLearner):
         it meta-trains further). The encoder is shared, not copied.
         """
         kwargs.setdefault("learn_cosine_scale", distance == "cosine")
+        kwargs.setdefault("fuse_batch_norm", self.fuse_batch_norm)
         return ProtoNet(self.encoder, distance=distance, **kwargs)
 
     def compute_meta_gradients(self, *args, **kwargs):

@@ -207,7 +207,7 @@ class GradientLearner(MetaLearner):
             )
         self._check_inner_options(learn_inner_learning_rate, recompute_inner_steps,
                                   inner_batch_size)
-        self.model = model
+        self.model = self._with_fused_batch_norm(model)
         self.task_batching = task_batching
         self.inner_batch_size = inner_batch_size
         self.inner_steps = int(inner_steps)

@@ -127,7 +127,7 @@ class MAML(GradientLearner):
                 "first_order=False"
             )
         if not self.first_order:
-            _warn_about_keras_batch_norm(model)
+            _warn_about_keras_batch_norm(self.model)
 
     def compute_meta_gradients(self, support_x, support_y, query_x, query_y, sample_weight):
         inputs = {"support_x": support_x, "support_y": support_y, "query_x": query_x}

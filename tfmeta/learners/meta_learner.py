@@ -6,6 +6,7 @@ import keras
 import tensorflow as tf
 from keras.src.trainers import data_adapters
 
+from tfmeta.data.arguments import check_bool
 from tfmeta.distribute.replicas import (
     first_local_replica,
     multi_worker_logs,
@@ -13,6 +14,7 @@ from tfmeta.distribute.replicas import (
 )
 from tfmeta.learners.episode import check_query_targets, unpack_episode
 from tfmeta.learners.finite import guard_step, nan_for_non_finite_inputs
+from tfmeta.learners.fused_batch_norm import with_fused_batch_norm
 from tfmeta.learners.labels import (
     episode_errors_as_value_errors,
     gate,
@@ -58,14 +60,22 @@ class MetaLearner(keras.Model):
     `[B, S, ...]`, `support_y` `[B, S]` and `query_x` `[B, Q, ...]`; targets
     are `query_y` `[B, Q]`.
 
+    `fuse_batch_norm` (every learner's keyword argument, default True): a
+    `keras.layers.BatchNormalization` over image channels in a functional or
+    Sequential model runs as `tfmeta.layers.BatchNormalization` on the same
+    variables (TensorFlow's fused kernel, an exact second derivative), with a
+    warning; see `tfmeta.learners.fused_batch_norm`. False keeps Keras' layer.
+
     In `compile`, the metric names `"accuracy"` and `"mse"` select
     `tfmeta.metrics.EpisodicAccuracy` and `EpisodicMeanSquaredError`, which
     average per episode and also log a 95% confidence interval
     (`accuracy_ci95`, `mse_ci95`).
     """
 
-    def __init__(self, model: keras.Model, argument: str = "model", **kwargs):
+    def __init__(self, model: keras.Model, argument: str = "model", fuse_batch_norm: bool = True,
+                 **kwargs):
         super().__init__(**kwargs)
+        self.fuse_batch_norm = check_bool("fuse_batch_norm", fuse_batch_norm)
         if not isinstance(model, keras.Model):
             raise ValueError(
                 f"Invalid value for argument `{argument}`: expected a `keras.Model`. "
@@ -81,6 +91,15 @@ class MetaLearner(keras.Model):
         # __init__, so a new learner is built: Keras callbacks that need a built
         # model (BackupAndRestore) and `load_weights` work before the first call.
         self.built = True
+
+    def _with_fused_batch_norm(self, model: keras.Model) -> keras.Model:
+        """`model`, or the copy of its graph on the same weights with fused image batch norm."""
+        if not self.fuse_batch_norm:
+            return model
+        return with_fused_batch_norm(model, type(self).__name__)
+
+    def get_config(self):
+        return {**super().get_config(), "fuse_batch_norm": self.fuse_batch_norm}
 
     def __call__(self, *args, **kwargs):
         # Query predictions that depend on a NaN or infinite input are NaN, whatever the

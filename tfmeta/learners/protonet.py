@@ -46,7 +46,7 @@ class ProtoNet(MetaLearner):
     def __init__(self, encoder, distance="squared_euclidean", ways=None, cosine_scale=10.0,
                  learn_cosine_scale=False, **kwargs):
         super().__init__(encoder, argument="encoder", **kwargs)
-        self.encoder = encoder
+        encoder = self.encoder = self._with_fused_batch_norm(encoder)
         self.distance = distance
         self.cosine_scale = check_float("cosine_scale", cosine_scale)
         self.learn_cosine_scale = check_bool("learn_cosine_scale", learn_cosine_scale)
