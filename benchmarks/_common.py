@@ -25,6 +25,8 @@ class Workload:
     inner_lr: float = 0.4
     size: int = 28
     filters: int = 64
+    channels: int = 1
+    backbone: str = "conv4"  # conv4 | resnet12
 
     @property
     def torch_algo(self) -> str | None:
@@ -36,7 +38,9 @@ class Workload:
             f"--algo={self.torch_algo}", f"--ways={self.ways}", f"--shots={self.shots}",
             f"--queries={self.queries}", f"--meta_batch={self.meta_batch}",
             f"--inner_steps={self.inner_steps}", f"--inner_lr={self.inner_lr}",
-            f"--size={self.size}", f"--filters={self.filters}",
+            f"--size={self.size}", f"--filters={self.filters}", f"--channels={self.channels}",
+            # Only when needed, so that ../shared/bench/torch_ref.py runs the conv4 workloads.
+            *([f"--backbone={self.backbone}"] if self.backbone != "conv4" else []),
         ]
 
 
@@ -48,6 +52,17 @@ WORKLOADS = {
         Workload("reptile", "reptile", inner_steps=5, inner_lr=0.1),
         Workload("protonet", "protonet"),
         Workload("maml20", "maml", ways=20, meta_batch=16, inner_steps=5, inner_lr=0.1),
+        # The MAML paper's meta-batch for 5-way Omniglot.
+        Workload("maml32", "maml", meta_batch=32),
+        Workload("fomaml32", "fomaml", meta_batch=32),
+        Workload("protonet32", "protonet", meta_batch=32),
+        # Tiny ImageNet's shape (64x64 RGB); MAML with the MAML paper's mini-ImageNet
+        # meta-batch of 4 and 5 inner steps at 0.01.
+        Workload("protonet64", "protonet", size=64, channels=3),
+        Workload("maml64", "maml", size=64, channels=3, meta_batch=4, inner_steps=5,
+                 inner_lr=0.01),
+        Workload("protonet_resnet12", "protonet", size=64, channels=3, meta_batch=1,
+                 backbone="resnet12"),
     )
 }
 
@@ -56,7 +71,7 @@ def random_episodes(workload: Workload, count: int = 4, seed: int = 0):
     """`count` random meta-batches of the episode contract, as NumPy arrays."""
     rng = np.random.default_rng(seed)
     b, n, k, q = workload.meta_batch, workload.ways, workload.shots, workload.queries
-    shape = (workload.size, workload.size, 1)
+    shape = (workload.size, workload.size, workload.channels)
     support_y = np.tile(np.repeat(np.arange(n), k), (count, b, 1)).astype("int32")
     query_y = np.tile(np.repeat(np.arange(n), q), (count, b, 1)).astype("int32")
     inputs = {
@@ -77,15 +92,23 @@ def build_learner(workload: Workload, jit_compile: bool = False, policy: str | N
     import keras
 
     import tfmeta
-    from tfmeta.backbones import conv4
+    from tfmeta.backbones import conv4, resnet12
 
     keras.utils.set_random_seed(0)
     previous = keras.mixed_precision.global_policy()
     if policy is not None:
         keras.mixed_precision.set_global_policy(policy)
     try:
-        shape = (workload.size, workload.size, 1)
-        backbone = keras_bn_conv4 if keras_batch_norm else conv4
+        shape = (workload.size, workload.size, workload.channels)
+        if workload.backbone == "resnet12":
+            if keras_batch_norm:
+                raise ValueError("keras_batch_norm=True applies to conv4 workloads only")
+
+            def backbone(shape, filters, num_classes=None):
+                del filters  # ResNet-12 has its own widths.
+                return resnet12(shape, num_classes=num_classes)
+        else:
+            backbone = keras_bn_conv4 if keras_batch_norm else conv4
         if workload.algo == "protonet":
             learner = tfmeta.ProtoNet(backbone(shape, workload.filters), ways=workload.ways)
         else:
@@ -143,9 +166,28 @@ def cpu_model(default: str) -> str:
     return default
 
 
+# CPU flags that decide which kernels oneDNN (and PyTorch) can use.
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
+
+
+def cpu_flags() -> list[str]:
+    """Those of `SPEED_FLAGS` that /proc/cpuinfo lists (empty where it cannot be read)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    present = set(line.split(":", 1)[1].split())
+                    return [flag for flag in SPEED_FLAGS if flag in present]
+    except OSError:
+        pass
+    return []
+
+
 def machine_description() -> str:
-    """CPU model, core count and library versions, for the results table."""
+    """CPU model, flags, core count and library versions, for the results table."""
     import tensorflow as tf
 
     model = cpu_model(platform.processor() or "unknown")
-    return f"cpu={model!r} cores={os.cpu_count()} tensorflow={tf.__version__}"
+    flags = ",".join(cpu_flags()) or "unknown"
+    return (f"cpu={model!r} flags={flags} cores={os.cpu_count()} "
+            f"tensorflow={tf.__version__}")

@@ -7,9 +7,12 @@ conv4 with 64 filters and batch norm) held in memory as a repeating
 is printed as `trace_s`; throughput is measured over a window of `--seconds`
 after `--warmup` steps, from the optimizer's step counter.
 
-With `--torch`, the PyTorch peer (`../shared/bench/torch_ref.py`) runs the
-same workload right after tfmeta in the same invocation, so both see the same
-machine load, and the ratio tfmeta/torch is printed. `--repeats` alternates
+With `--torch`, the PyTorch peer (`torch_peer.py` beside this script: the
+shared `../shared/bench/torch_ref.py` extended to ResNet-12 and RGB shapes, the
+same model and step on conv4) runs the same workload right after tfmeta in the
+same invocation, so both see the same machine load, and the ratio tfmeta/torch
+is printed. Both sides print CPU seconds per task (process CPU time over the
+window: immune to the stalls below) and the first step's time. `--repeats` alternates
 the two several times and reports the median of the per-repeat ratios and the
 ratio of the best windows (as `timeit` reports the best run): on the shared
 2-core VMs this was written on, a window now and then stalls with the CPU idle
@@ -33,7 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import WORKLOADS, build_learner, machine_description, random_episodes  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TORCH_REF = os.path.join(os.path.dirname(REPO), "shared", "bench", "torch_ref.py")
+TORCH_PEER = os.path.join(REPO, "benchmarks", "torch_peer.py")
 
 
 def default_torch_python():
@@ -63,7 +66,11 @@ def parse_args(argv=None):
                         help="a Python with torch==2.13.0 (a separate venv, never a tfmeta "
                              "dependency); default $TORCH_PYTHON, else ../torchvenv/bin/python "
                              "beside the repository if it exists, else python3")
-    parser.add_argument("--torch_ref", default=TORCH_REF)
+    parser.add_argument("--torch_ref", default=TORCH_PEER,
+                        help="the peer script (default torch_peer.py; "
+                             "../shared/bench/torch_ref.py runs the conv4 workloads)")
+    parser.add_argument("--torch_device", default="cpu",
+                        help="the peer's device: cpu, or cuda (torch_peer.py only)")
     parser.add_argument("--repeats", type=int, default=1,
                         help="alternate tfmeta and torch this many times (medians reported)")
     return parser.parse_args(argv)
@@ -121,14 +128,17 @@ class TfmetaRun:
         return tasks / elapsed, cpu / tasks
 
 
-def time_torch(workload, seconds, python, script):
-    """Tasks/s of the PyTorch peer on `workload` (a subprocess)."""
-    command = [python, script, *workload.torch_flags(), f"--seconds={seconds}"]
+def time_torch(workload, seconds, python, script, device="cpu"):
+    """The PyTorch peer's figures on `workload` (a subprocess): a dict of
+    `tasks_per_s` and, where the peer prints them, `cpu_s_per_task` and `first_step_s`."""
+    command = [python, script, *workload.torch_flags(), f"--seconds={seconds}",
+               *([f"--device={device}"] if device != "cpu" else [])]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    match = re.search(r"tasks_per_s=([0-9.]+)", output)
-    if match is None:
+    figures = {key: float(value) for key, value in
+               re.findall(r"(tasks_per_s|cpu_s_per_task|first_step_s)=([0-9.]+)", output)}
+    if "tasks_per_s" not in figures:
         raise RuntimeError(f"unexpected output of {command}: {output!r}")
-    return float(match.group(1))
+    return figures
 
 
 def main(argv=None):
@@ -162,7 +172,8 @@ def main(argv=None):
             print(f"  {name} {label} trace_s={runs[label].trace_seconds:.1f}", flush=True)
         rates = {label: [] for label in runs}
         cpu = {label: [] for label in runs}
-        torch_rates, ratios = [], {label: [] for label in runs}
+        torch_rates, torch_cpu, torch_first = [], [], []
+        ratios = {label: [] for label in runs}
         for _ in range(args.repeats):
             for label, run in runs.items():
                 rate, cpu_per_task = run.time_window(args.seconds)
@@ -171,11 +182,16 @@ def main(argv=None):
                 print(f"  {name} {label} tasks_per_s={rate:.2f} cpu_s_per_task={cpu_per_task:.3f}"
                       f" load={os.getloadavg()[0]:.1f}", flush=True)
             if args.torch and workload.torch_algo is not None:
-                torch_rate = time_torch(workload, args.seconds, args.torch_python, args.torch_ref)
+                figures = time_torch(workload, args.seconds, args.torch_python, args.torch_ref,
+                                     args.torch_device)
+                torch_rate = figures["tasks_per_s"]
                 torch_rates.append(torch_rate)
+                torch_cpu += [figures["cpu_s_per_task"]] if "cpu_s_per_task" in figures else []
+                torch_first += [figures["first_step_s"]] if "first_step_s" in figures else []
                 for label in runs:
                     ratios[label].append(rates[label][-1] / torch_rate)
                 print(f"  {name} torch tasks_per_s={torch_rate:.2f} "
+                      f"cpu_s_per_task={figures.get('cpu_s_per_task', float('nan')):.3f} "
                       f"load={os.getloadavg()[0]:.1f}", flush=True)
         for label, run in runs.items():
             line = (f"{name} {label} trace_s={run.trace_seconds:.1f} "
@@ -187,6 +203,12 @@ def main(argv=None):
                          f"torch_best={max(torch_rates):.2f} "
                          f"ratio={statistics.median(ratios[label]):.2f} "
                          f"best_ratio={max(rates[label]) / max(torch_rates):.2f}")
+                if torch_cpu:
+                    torch_cpu_s = statistics.median(torch_cpu)
+                    line += (f" torch_cpu_s_per_task={torch_cpu_s:.3f} "
+                             f"cpu_ratio={torch_cpu_s / statistics.median(cpu[label]):.2f}")
+                if torch_first:
+                    line += f" torch_first_step_s={statistics.median(torch_first):.2f}"
             print(line, flush=True)
 
 if __name__ == "__main__":
