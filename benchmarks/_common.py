@@ -109,18 +109,21 @@ def build_learner(workload: Workload, jit_compile: bool = False, policy: str | N
                 return resnet12(shape, num_classes=num_classes)
         else:
             backbone = keras_bn_conv4 if keras_batch_norm else conv4
-        if workload.algo == "protonet":
-            learner = tfmeta.ProtoNet(backbone(shape, workload.filters), ways=workload.ways)
-        else:
-            model = backbone(shape, workload.filters, num_classes=workload.ways)
-            cls = tfmeta.Reptile if workload.algo == "reptile" else tfmeta.MAML
-            kwargs = dict(inner_steps=workload.inner_steps,
-                          inner_learning_rate=workload.inner_lr, **learner_kwargs)
-            if workload.algo == "fomaml":
-                kwargs["first_order"] = True
-            with warnings.catch_warnings():
-                # keras_bn_conv4's second-order inexactness is known; only its speed matters here.
-                warnings.filterwarnings("ignore", message="Layer .* is a keras.layers.Batch")
+        with warnings.catch_warnings():
+            # keras_bn_conv4's batch norm: its second-order inexactness and its fusing are
+            # known; only the speed matters here.
+            warnings.filterwarnings("ignore", message="Layer .* is a keras.layers.Batch")
+            warnings.filterwarnings("ignore", message=".* run as tfmeta.layers.BatchNorm")
+            if workload.algo == "protonet":
+                learner = tfmeta.ProtoNet(backbone(shape, workload.filters), ways=workload.ways,
+                                          **learner_kwargs)
+            else:
+                model = backbone(shape, workload.filters, num_classes=workload.ways)
+                cls = tfmeta.Reptile if workload.algo == "reptile" else tfmeta.MAML
+                kwargs = dict(inner_steps=workload.inner_steps,
+                              inner_learning_rate=workload.inner_lr, **learner_kwargs)
+                if workload.algo == "fomaml":
+                    kwargs["first_order"] = True
                 learner = cls(model, **kwargs)
     finally:
         keras.mixed_precision.set_global_policy(previous)

@@ -59,8 +59,8 @@ def parse_args(argv=None):
     parser.add_argument("--recompute", action="store_true",
                         help="also run second-order MAML with recompute_inner_steps=True")
     parser.add_argument("--keras_bn", action="store_true",
-                        help="also run conv4 with keras.layers.BatchNormalization instead of "
-                        "tfmeta.layers.BatchNormalization (the fused kernel), for comparison")
+                        help="also run conv4 built with keras.layers.BatchNormalization (a "
+                        "user's plain Keras model), fused by the learner and unfused")
     parser.add_argument("--torch", action="store_true", help="run the PyTorch peer too")
     parser.add_argument("--torch_python", default=default_torch_python(),
                         help="a Python with torch==2.13.0 (a separate venv, never a tfmeta "
@@ -158,7 +158,11 @@ def main(argv=None):
     if args.recompute:
         variants.append(("tfmeta-recompute", False, None, {"recompute_inner_steps": True}))
     if args.keras_bn:
+        # A user's plain Keras model: as every learner runs it now (its batch norm fused onto
+        # the same variables), and with fuse_batch_norm=False (Keras' own layer, as before).
         variants.append(("tfmeta-kerasbn", False, None, {"keras_batch_norm": True}))
+        variants.append(("tfmeta-kerasbn-unfused", False, None,
+                         {"keras_batch_norm": True, "fuse_batch_norm": False}))
     print(f"# {machine_description()} mode={args.mode} "
           f"steps_per_execution={args.steps_per_execution} seconds={args.seconds}", flush=True)
     for name in names:
