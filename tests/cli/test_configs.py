@@ -91,3 +91,21 @@ def test_paper_settings():
 def test_the_demo_runs_the_sinusoid_config_with_a_shorter_budget():
     config = load(CONFIGS / "sinusoid_maml.cfg")
     assert dataclasses.replace(config, train_steps=3000) == demo.demo_experiment(3000)
+
+
+@pytest.mark.parametrize("setting", list(SETTINGS))
+def test_reptile_configs_are_supervised_reptiles_readme_commands(setting):
+    # openai/supervised-reptile's README (final version): 10 training shots, meta-batch 5,
+    # 50 inner steps at test, outer step 1 annealed to 0; 5-way: inner batch 10, 5 steps,
+    # Adam 1e-3, 100k iterations; 20-way: batch 20, 10 steps, 5e-4, 200k iterations.
+    experiment = load(CONFIGS / f"omniglot_reptile_{setting}.cfg")
+    five_way = SETTINGS[setting][0] == 5
+    assert (experiment.shots, experiment.meta_batch_size, experiment.eval_inner_steps) == (
+        10, 5, 50)
+    assert (experiment.inner_batch_size, experiment.inner_steps) == (
+        (10, 5) if five_way else (20, 10))
+    assert experiment.inner_learning_rate == (0.001 if five_way else 0.0005)
+    assert experiment.train_steps == (100_000 if five_way else 200_000)
+    assert (experiment.inner_optimizer, experiment.inner_adam_beta_1) == ("adam", 0.0)
+    assert (experiment.learning_rate, experiment.final_learning_rate) == (1.0, 0.0)
+    assert experiment.lr_decay == "linear" and experiment.transductive
