@@ -31,16 +31,17 @@ def with_fused_batch_norm(model: keras.Model, learner: str) -> keras.Model:
     Returns:
         `model` itself, or the copy sharing its weights.
     """
-    if not isinstance(model, (keras.Sequential, keras.Model)) or not _has_graph(model):
+    if not _has_graph(model):
         return model
     swapped = [layer for layer in model._flatten_layers(include_self=False)
                if _fusable(layer)]
     if not swapped:
         return model
     names = [layer.name for layer in swapped]
+    fusable = {id(layer) for layer in swapped}
 
     def clone(layer):
-        return _fused_copy(layer) if layer.name in names and _fusable(layer) else layer
+        return _fused_copy(layer) if id(layer) in fusable else layer
 
     try:
         copy = keras.models.clone_model(model, clone_function=clone, recursive=True)
