@@ -22,7 +22,8 @@ Recipes (see `recipe`):
   32, inner lr 0.4, 1 step (10 at test); 20-way: meta-batch 16, inner lr 0.1, 5 steps
   (10 at test); transductive batch norm; test 600 episodes.
 - reptile: openai/supervised-reptile's README commands (configs/omniglot_reptile_*.cfg):
-  inner Adam (beta1=0) with state fresh per task on support mini-batches, outer SGD step 1
+  inner Adam (beta1=0) on support mini-batches, its moments carried across training tasks
+  as in that code (`--fresh_inner_state`: fresh for every task), outer SGD step 1
   annealed linearly to 0, meta-batch 5, 10 training shots per class, 50 inner steps at test;
   5-way: inner batch 10, 5 steps, Adam 1e-3; 20-way: batch 20, 10 steps, 5e-4. Tests use 1
   query per class (supervised-reptile's evaluation) and transductive batch norm (the paper's
@@ -92,6 +93,7 @@ class Recipe:
     eval_inner_steps: int = 0
     first_order: bool = False
     inner_adam: bool = False  # inner Adam with beta_1 = 0 (Reptile's paper)
+    carry_inner_state: bool = False  # the inner Adam's moments persist across tasks (its code)
     inner_batch_size: int | None = None
     transductive: bool = True
     meta_stage_episodes: int = 0  # Meta-Baseline's episodic stage after pre-training
@@ -121,7 +123,7 @@ def recipe(learner: str, setting: str, inner_lr: float | None = None) -> Recipe:
                       learning_rate=1.0, lr_schedule="linear_to_zero",
                       inner_steps=5 if five_way else 10,
                       inner_learning_rate=inner_lr or (0.001 if five_way else 0.0005),
-                      eval_inner_steps=50, inner_adam=True,
+                      eval_inner_steps=50, inner_adam=True, carry_inner_state=True,
                       inner_batch_size=10 if five_way else 20, transductive=True)
     if learner == "mamlpp":
         return Recipe(learner, ways, shots, "maml", train_ways=ways, train_shots=shots,
@@ -170,7 +172,8 @@ def build_learner(r: Recipe, iterations: int, steps_per_execution: int = 1):
             tfmeta.backbones.conv4((28, 28, 1), num_classes=r.ways),
             inner_steps=r.inner_steps, inner_learning_rate=r.inner_learning_rate,
             eval_inner_steps=r.eval_inner_steps, transductive=r.transductive,
-            inner_optimizer=inner_optimizer, inner_batch_size=r.inner_batch_size)
+            inner_optimizer=inner_optimizer, inner_batch_size=r.inner_batch_size,
+            carry_inner_optimizer_state=r.carry_inner_state)
     if r.lr_schedule.startswith("halve:"):
         every_episodes = int(r.lr_schedule.split(":")[1])
         rate = keras.optimizers.schedules.ExponentialDecay(
@@ -296,6 +299,13 @@ def main(argv=None) -> dict:
                         help="test episodes (default 1000 for protonet, 600 otherwise)")
     parser.add_argument("--inner_lr", type=float, default=None,
                         help="override the recipe's inner learning rate")
+    parser.add_argument("--inner_steps", type=int, default=None,
+                        help="override the recipe's inner steps during training")
+    parser.add_argument("--train_queries", type=int, default=None,
+                        help="override the recipe's training queries per class")
+    parser.add_argument("--fresh_inner_state", action="store_true",
+                        help="reptile: start every task's inner Adam from fresh state instead "
+                             "of carrying it across tasks as supervised-reptile's code does")
     parser.add_argument("--train_shots", type=int, default=None,
                         help="override the recipe's training shots (e.g. 5 for ProtoNet 5w1s "
                              "as in tests/learners/test_protonet_omniglot.py)")
@@ -318,6 +328,12 @@ def main(argv=None) -> dict:
     r = recipe(args.learner, args.setting, args.inner_lr)
     if args.train_shots is not None:
         r = dataclasses.replace(r, train_shots=args.train_shots)
+    if args.fresh_inner_state:
+        r = dataclasses.replace(r, carry_inner_state=False)
+    if args.inner_steps is not None:
+        r = dataclasses.replace(r, inner_steps=args.inner_steps)
+    if args.train_queries is not None:
+        r = dataclasses.replace(r, train_queries=args.train_queries)
     if args.meta_stage_episodes:
         if r.learner != "metabaseline":
             parser.error("--meta_stage_episodes applies to --learner metabaseline only")

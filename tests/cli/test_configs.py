@@ -109,3 +109,4 @@ def test_reptile_configs_are_supervised_reptiles_readme_commands(setting):
     assert (experiment.inner_optimizer, experiment.inner_adam_beta_1) == ("adam", 0.0)
     assert (experiment.learning_rate, experiment.final_learning_rate) == (1.0, 0.0)
     assert experiment.lr_decay == "linear" and experiment.transductive
+    assert experiment.carry_inner_optimizer_state

@@ -1,3 +1,5 @@
+import dataclasses
+
 import keras
 import pytest
 
@@ -14,6 +16,9 @@ def test_reptile_as_published_builds_inner_adam_and_mini_batches():
     assert learner.inner_optimizer.get_config()["beta_1"] == 0.0
     assert learner.inner_learning_rate == pytest.approx(0.001)
     assert learner.inner_batch_size == 25
+    assert not learner.carry_inner_optimizer_state
+    carried = builders.learner(dataclasses.replace(experiment, carry_inner_optimizer_state=True))
+    assert carried.carry_inner_optimizer_state and carried.carried_inner_state is not None
     schedule = builders.learning_rate(experiment)
     assert float(schedule(0)) == 1.0 and float(schedule(50)) == pytest.approx(0.5)
     assert float(schedule(100)) == 0.0
@@ -41,6 +46,10 @@ def test_mamlpp_flags_build_the_options_and_a_cosine_schedule():
     ({"inner_optimizer": "rmsprop"}, "inner_optimizer"),
     ({"inner_adam_beta_1": 1.0}, "inner_adam_beta_1"),
     ({"inner_batch_size": 0}, "inner_batch_size"),
+    ({"learner": "reptile", "carry_inner_optimizer_state": True},
+     "carry_inner_optimizer_state"),
+    ({"learner": "protonet", "inner_optimizer": "adam", "carry_inner_optimizer_state": True},
+     "carry_inner_optimizer_state"),
     ({"first_order_steps": -1}, "first_order_steps"),
 ])
 def test_options_a_learner_cannot_honour_are_refused(settings, flag):

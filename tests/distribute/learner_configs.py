@@ -57,6 +57,14 @@ CONFIGS = {
                  sinusoid, lambda: "mse", 0.1, True),
     "reptile": (lambda: tfmeta.Reptile(bn_regressor(), inner_steps=3, inner_learning_rate=0.05),
                 sinusoid, lambda: "mse", 0.5, True),
+    # Reptile's code: inner Adam whose moments carry across tasks (learner variables that
+    # must hold the mean over every replica's tasks). A large epsilon: with a small one,
+    # Adam's first steps are about lr * sign(gradient), and float32 sums in another order
+    # flip the sign of near-zero gradients (fresh-state Adam differed by 3e-3 so).
+    "reptile_adam": (lambda: tfmeta.Reptile(
+        bn_regressor(), inner_steps=3, carry_inner_optimizer_state=True,
+        inner_optimizer=keras.optimizers.Adam(0.05, beta_1=0.0, epsilon=1e-2)), sinusoid,
+        lambda: "mse", 0.5, True),
     "protonet": (lambda: tfmeta.ProtoNet(dense_encoder(), ways=3), image_episodes,
                  _classification_loss, 0.1, True),
     "protonet_conv": (lambda: tfmeta.ProtoNet(tfmeta.backbones.conv4((16, 16, 1), filters=4),

@@ -33,10 +33,10 @@ def run_mirrored(*learners, replicas=2, timeout=240):
 
 @pytest.fixture(scope="module")
 def results():
-    return run_mirrored("maml", "fomaml", "reptile", "protonet", "protonet_conv")
+    return run_mirrored("maml", "fomaml", "reptile", "reptile_adam", "protonet", "protonet_conv")
 
 
-@pytest.mark.parametrize("learner", ["maml", "fomaml", "reptile", "protonet"])
+@pytest.mark.parametrize("learner", ["maml", "fomaml", "reptile", "reptile_adam", "protonet"])
 def test_two_replicas_give_the_one_device_update(results, learner):
     result = results[learner]
     assert result["replicas"] == 2

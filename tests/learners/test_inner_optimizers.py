@@ -11,25 +11,35 @@ from episode_fixtures import (
     regression_episodes,
     tanh_mlp,
 )
-from reference import mse_gradient
+from reference import mlp_forward, mse_gradient
 
 import tfmeta
 from tfmeta.learners.inner_optimizers import InnerAdam, InnerSGD, inner_optimizer_from
 
 
-def numpy_adam(params, grad_fn, steps, lr, beta_1, beta_2, epsilon):
-    """Adam (Kingma and Ba, 2015, with Keras' epsilon placement), written from the paper."""
-    first = [np.zeros_like(p) for p in params]
-    second = [np.zeros_like(p) for p in params]
+def numpy_adam(params, grad_fn, steps, lr, beta_1, beta_2, epsilon, state=None):
+    """Adam (Kingma and Ba, 2015, with Keras' epsilon placement), written from the paper.
+
+    `state` is `(first, second, steps_before)` to start from (fresh if None); with a state
+    the result is `(fast, (first, second, steps_before + steps))`.
+    """
+    if state is None:
+        first, second, before = [np.zeros_like(p) for p in params], [
+            np.zeros_like(p) for p in params], 0
+    else:
+        first, second, before = [f.copy() for f in state[0]], [s.copy() for s in state[1]], \
+            state[2]
     fast = [p.copy() for p in params]
-    for t in range(1, steps + 1):
-        grads = grad_fn(fast, t - 1)
+    for t in range(before + 1, before + steps + 1):
+        grads = grad_fn(fast, t - 1 - before)
         for i, g in enumerate(grads):
             first[i] = beta_1 * first[i] + (1 - beta_1) * g
             second[i] = beta_2 * second[i] + (1 - beta_2) * g * g
             step = lr * np.sqrt(1 - beta_2**t) / (1 - beta_1**t)
             fast[i] = fast[i] - step * first[i] / (np.sqrt(second[i]) + epsilon)
-    return fast
+    if state is None:
+        return fast
+    return fast, (first, second, before + steps)
 
 
 def adapted_weights(learner, inputs):
@@ -125,6 +135,84 @@ def test_reptile_with_inner_adam_pseudo_gradient(float64):
     for index, gradient in enumerate(gradients):
         want = params[index] - np.mean([task[index] for task in adapted], axis=0)
         np.testing.assert_allclose(gradient, want, rtol=1e-9, atol=1e-12)
+
+
+def carried_state(learner):
+    """The learner's carried Adam state as `(first, second, steps)` NumPy values."""
+    variables = learner.carried_inner_state.variables
+    return ([np.array(first.numpy()) for first, _ in variables],
+            [np.array(second.numpy()) for _, second in variables],
+            float(learner.carried_inner_state.steps.numpy()))
+
+
+@pytest.mark.parametrize("learner_class", ["reptile", "fomaml"])
+def test_carried_adam_state_matches_numpy_reference(float64, learner_class):
+    """Two meta-iterations: every task starts from the carried moments and step count, and
+    the state after a meta-batch is the mean of the tasks' final states (steps + inner_steps).
+    Evaluation starts from the carried state and leaves it as it is."""
+    model = tanh_mlp()
+    params = model_weights(model)
+    adam = dict(beta_1=0.5, beta_2=0.9, epsilon=1e-6)
+    options = dict(inner_steps=3, inner_optimizer=keras.optimizers.Adam(0.05, **adam),
+                   carry_inner_optimizer_state=True)
+    if learner_class == "reptile":
+        learner = compiled(tfmeta.Reptile(model, **options))
+    else:
+        learner = compiled(tfmeta.MAML(model, first_order=True, **options))
+    rate = learner.inner_learning_rate
+    state = ([np.zeros_like(p) for p in params], [np.zeros_like(p) for p in params], 0)
+    for seed in (0, 1):
+        inputs, query_y = regression_episodes(tasks=2, seed=seed)
+        results = [numpy_adam(params, lambda fast, _, sx=sx, sy=sy: mse_gradient(fast, sx, sy),
+                              3, rate, adam["beta_1"], adam["beta_2"], adam["epsilon"], state)
+                   for sx, sy, _, _ in as_episodes(inputs, query_y)]
+        if learner_class == "reptile":  # SGD(1.0) on theta - mean(phi): theta = mean(phi).
+            params = [np.mean([fast[i] for fast, _ in results], axis=0)
+                      for i in range(len(params))]
+        else:  # First-order MAML: the mean query gradient at phi.
+            gradients = [mse_gradient(fast, qx, qy)
+                         for (fast, _), (_, _, qx, qy) in zip(results, as_episodes(inputs,
+                                                                                     query_y))]
+            params = [p - np.mean([g[i] for g in gradients], axis=0)
+                      for i, p in enumerate(params)]
+        state = ([np.mean([s[0][i] for _, s in results], axis=0) for i in range(len(params))],
+                 [np.mean([s[1][i] for _, s in results], axis=0) for i in range(len(params))],
+                 state[2] + 3)
+        learner.train_on_batch({k: tf.constant(v) for k, v in inputs.items()},
+                               tf.constant(query_y))
+        for got, want in zip(model_weights(learner.model), params):
+            np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+        first, second, steps = carried_state(learner)
+        assert steps == state[2]
+        for got, want in zip(first + second, state[0] + state[1]):
+            np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-14)
+    inputs, query_y = regression_episodes(tasks=2, seed=2)
+    before = carried_state(learner)
+    predictions = learner.predict_on_batch({k: tf.constant(v) for k, v in inputs.items()})
+    for prediction, (sx, sy, qx, _) in zip(predictions, as_episodes(inputs, query_y)):
+        fast, _ = numpy_adam(params, lambda fast, _, sx=sx, sy=sy: mse_gradient(fast, sx, sy),
+                             3, rate, adam["beta_1"], adam["beta_2"], adam["epsilon"], state)
+        np.testing.assert_allclose(prediction, mlp_forward(fast, qx)[0], rtol=1e-9, atol=1e-12)
+    after = carried_state(learner)
+    assert after[2] == before[2]
+    for got, want in zip(after[0] + after[1], before[0] + before[1]):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_carried_state_is_refused_for_plain_sgd_and_kept_in_config(tmp_path):
+    with pytest.raises(ValueError, match="`carry_inner_optimizer_state`.*plain SGD"):
+        tfmeta.Reptile(tanh_mlp(), carry_inner_optimizer_state=True)
+    with pytest.raises(ValueError, match="`carry_inner_optimizer_state`"):
+        tfmeta.Reptile(tanh_mlp(), inner_optimizer="adam", carry_inner_optimizer_state="yes")
+    learner = compiled(tfmeta.Reptile(tanh_mlp(), inner_optimizer="adam",
+                                      carry_inner_optimizer_state=True))
+    learner.carried_inner_state.steps.assign(7.0)
+    path = tmp_path / "reptile.keras"
+    learner.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.carry_inner_optimizer_state
+    assert float(loaded.carried_inner_state.steps.numpy()) == 7.0
+    assert not compiled(tfmeta.Reptile(tanh_mlp())).get_config()["carry_inner_optimizer_state"]
 
 
 def test_first_order_maml_accepts_adam_and_second_order_refuses_it():

@@ -141,6 +141,7 @@ def learner(experiment: Experiment,
         "transductive": experiment.transductive,
         "inner_optimizer": inner_optimizer(experiment),
         "inner_batch_size": experiment.inner_batch_size,
+        "carry_inner_optimizer_state": experiment.carry_inner_optimizer_state,
     }
     if experiment.learner == "reptile":
         return Reptile(model, **inner)

@@ -69,6 +69,8 @@ class Experiment:
         inner_optimizer: The inner loop's optimizer, "sgd" or "adam" (state fresh per task;
             Reptile's paper uses Adam with `inner_adam_beta_1=0`).
         inner_adam_beta_1: `beta_1` of the inner Adam.
+        carry_inner_optimizer_state: The inner Adam's moments and step count carry across
+            training tasks, and evaluation starts from them (supervised-reptile's code).
         inner_batch_size: Support examples per inner step, cycling through the support set
             (default: all of it).
         learn_inner_learning_rate: "none", "per_parameter" (Meta-SGD) or "per_step" (MAML++
@@ -132,6 +134,7 @@ class Experiment:
     transductive: bool = True
     inner_optimizer: str = "sgd"
     inner_adam_beta_1: float = 0.9
+    carry_inner_optimizer_state: bool = False
     inner_batch_size: int | None = None
     # === MAML++ (Antoniou et al., 2019) ===
     learn_inner_learning_rate: str = "none"
@@ -349,10 +352,17 @@ class Experiment:
                      "first_order_steps": self.first_order_steps is not None,
                      "per_step_batch_norm": self.per_step_batch_norm}
         inner = {"inner_optimizer": self.inner_optimizer != "sgd",
-                 "inner_batch_size": self.inner_batch_size is not None}
+                 "inner_batch_size": self.inner_batch_size is not None,
+                 "carry_inner_optimizer_state": self.carry_inner_optimizer_state}
         refused = {name for name, used in maml_only.items()
                    if used and self.learner not in ("maml", "fomaml")}
         refused |= {name for name, used in inner.items() if used and self.learner == "protonet"}
+        if self.carry_inner_optimizer_state and self.inner_optimizer == "sgd":
+            raise ValueError(
+                "Invalid value for flag `--carry_inner_optimizer_state`: plain SGD has no state "
+                "to carry; it needs --inner_optimizer=adam. Received: "
+                "--carry_inner_optimizer_state=True, --inner_optimizer=sgd"
+            )
         if refused:
             name = sorted(refused)[0]
             raise ValueError(

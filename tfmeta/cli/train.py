@@ -91,6 +91,10 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> list[flags.Flag
                           "every task (Reptile's paper: adam with --inner_adam_beta_1=0).", **fv),
         flags.DEFINE_float("inner_adam_beta_1", d.inner_adam_beta_1, "beta_1 of the inner Adam.",
                            **fv),
+        flags.DEFINE_boolean("carry_inner_optimizer_state", d.carry_inner_optimizer_state,
+                             "MAML/Reptile: the inner Adam's moments carry across training "
+                             "tasks, and evaluation starts from them (supervised-reptile's "
+                             "code).", **fv),
         flags.DEFINE_integer("inner_batch_size", d.inner_batch_size, "MAML/Reptile: support "
                              "examples per inner step, cycling through the support set "
                              "(default: all of them).", **fv),

@@ -10,6 +10,7 @@ from keras.src.losses.loss import unscale_loss_for_distribution
 
 from tfmeta.data.arguments import check_bool, check_float, is_integer
 from tfmeta.distribute.replicas import replica_mean
+from tfmeta.learners.carried_inner_state import CarriedInnerState
 from tfmeta.learners.episode import unpack_episode
 from tfmeta.learners.inner_optimizers import inner_optimizer_from
 from tfmeta.learners.meta_learner import MetaLearner
@@ -139,8 +140,10 @@ class GradientLearner(MetaLearner):
     Inner optimizer: plain SGD by default; `inner_optimizer` may be `"adam"` or a
     `keras.optimizers.SGD`/`Adam` instance (its settings and learning rate are used),
     applied statelessly with its state fresh for every task (Reptile's paper adapts
-    with Adam, `beta_1=0`). `inner_batch_size` makes each inner step use a mini-batch
-    of the support set: step `t` takes the examples at positions `t*b ... t*b + b - 1`
+    with Adam, `beta_1=0`), or, with `carry_inner_optimizer_state=True`, from a state
+    carried across tasks in the learner's variables (Reptile's code; see
+    `tfmeta.learners.carried_inner_state`). `inner_batch_size` makes each inner step use
+    a mini-batch of the support set: step `t` takes the examples at positions `t*b ... t*b + b - 1`
     (modulo the support size) of the (shuffled) support set, so successive steps cycle
     through it, as in Reptile's code.
 
@@ -166,6 +169,7 @@ class GradientLearner(MetaLearner):
         inner_optimizer: Any = "sgd",
         inner_batch_size: int | None = None,
         per_step_batch_norm: bool = False,
+        carry_inner_optimizer_state: bool = False,
         **kwargs,
     ):
         super().__init__(model, **kwargs)
@@ -207,6 +211,15 @@ class GradientLearner(MetaLearner):
             )
         self._check_inner_options(learn_inner_learning_rate, recompute_inner_steps,
                                   inner_batch_size)
+        self.carry_inner_optimizer_state = check_bool("carry_inner_optimizer_state",
+                                                      carry_inner_optimizer_state)
+        if self.carry_inner_optimizer_state and self._plain_sgd:
+            raise ValueError(
+                "Invalid value for argument `carry_inner_optimizer_state`: plain SGD has no "
+                "state to carry; use an inner_optimizer with state (e.g. "
+                "keras.optimizers.Adam(1e-3, beta_1=0.0), as Reptile's code does). Received: "
+                "carry_inner_optimizer_state=True with inner_optimizer='sgd'"
+            )
         self.model = self._with_fused_batch_norm(model)
         self.task_batching = task_batching
         self.inner_batch_size = inner_batch_size
@@ -227,6 +240,11 @@ class GradientLearner(MetaLearner):
             excluded = set(self._per_step_batch_norm.trainable_indices)
             self._adapted_indices = [i for i in self._adapted_indices if i not in excluded]
         self._inner_rates = self._make_inner_rates()
+        self.carried_inner_state = None
+        if self.carry_inner_optimizer_state:
+            self.carried_inner_state = CarriedInnerState(
+                self, self._inner_rule,
+                [self.model.trainable_variables[i] for i in self._adapted_indices])
 
     # === Configuration helpers ===
 
@@ -357,30 +375,37 @@ class GradientLearner(MetaLearner):
         return every_step[-1] if every_step else list(weights)
 
     def adapt_steps(self, weights, non_trainable, support_x, support_y, steps, first_order,
-                    training, statistics=None):
+                    training, statistics=None, carried=None, final_state=None):
         """Like `adapt`, but returns the fast weights after every step (a list of `steps`).
 
         `first_order` is a Python bool, or a scalar boolean tensor that decides at run
         time (MAML's derivative-order annealing): the values are the same either way, and
         a `True` tensor makes the meta-gradient exactly the first-order one. With
         per-step batch norm, each step's support-pass statistics are appended to the list
-        `statistics` when one is given.
+        `statistics` when one is given. `carried` is `(state, steps)` of a carried inner
+        optimizer state to start from instead of fresh state; the inner optimizer's
+        final state (per adapted weight) is appended to the list `final_state` when one
+        is given.
         """
         fast = list(weights)
         if self.recompute_inner_steps and not tf.is_tensor(first_order) and not first_order:
             return self._recomputed_adapt(fast, non_trainable, support_x, support_y, steps,
                                           training)
-        state = None
-        if not self._plain_sgd:
+        state, steps_before = None, 0
+        if carried is not None:
+            state, steps_before = list(carried[0]), carried[1]
+        elif not self._plain_sgd:
             state = [self._inner_rule.initial_state(fast[i]) for i in self._adapted_indices]
         every_step = []
         for step in range(steps):
             fast, state, step_statistics = self._inner_step(
                 fast, non_trainable, support_x, support_y, step, first_order, training,
-                state=state)
+                state=state, state_step=steps_before + step)
             every_step.append(fast)
             if statistics is not None:
                 statistics.append(step_statistics)
+        if final_state is not None and state is not None:
+            final_state.extend(state)
         return every_step
 
     def _step_weights(self, fast, non_trainable, step):
@@ -406,11 +431,12 @@ class GradientLearner(MetaLearner):
         return every_step
 
     def _inner_step(self, fast, non_trainable, support_x, support_y, step, first_order,
-                    training, rates=None, state=None):
+                    training, rates=None, state=None, state_step=None):
         """One optimizer step on the support loss: `(fast weights, state, statistics)`.
 
         `rates` (one per adapted weight) default to `_learning_rate(position, step)`;
-        `state` (one per adapted weight) is the inner optimizer's, `None` for plain SGD.
+        `state` (one per adapted weight) is the inner optimizer's, `None` for plain SGD,
+        and `state_step` the steps that state has seen (default: `step`).
         `statistics` are the batch-norm statistics of the step's support pass with
         per-step batch norm, else `None`.
         """
@@ -434,7 +460,8 @@ class GradientLearner(MetaLearner):
                 fast[index] = fast[index] - rate * gradient
             else:
                 fast[index], weight_state = self._inner_rule.update(
-                    fast[index], gradient, state[position], step, rate)
+                    fast[index], gradient, state[position],
+                    step if state_step is None else state_step, rate)
                 new_state.append(weight_state)
         return fast, (new_state if state is not None else None), statistics
 
@@ -518,7 +545,8 @@ class GradientLearner(MetaLearner):
             new[index] = value
         return new
 
-    def adapt_and_predict(self, inputs, steps, first_order, training, every_step=False):
+    def adapt_and_predict(self, inputs, steps, first_order, training, every_step=False,
+                          return_inner_state=False):
         """Adapts to each task of a meta-batch and predicts its query set.
 
         Args:
@@ -528,20 +556,30 @@ class GradientLearner(MetaLearner):
             training: the `training` flag of the model calls.
             every_step: also predict the query set after every inner step (MAML++'s
                 multi-step loss): predictions then have a step axis after the task axis.
+            return_inner_state: also return the inner optimizer's final state (flattened,
+                stacked over tasks) when the learner carries it across tasks.
 
         Returns:
             `(query_predictions, fast_weights, non_trainable_updates)`, each
-            stacked over tasks (`[B, steps, Q, ...]` predictions with `every_step`).
+            stacked over tasks (`[B, steps, Q, ...]` predictions with `every_step`), and
+            the final inner states with `return_inner_state`.
 
         """
         support_x, support_y, query_x = unpack_episode(inputs, model=self.model)
         weights = [_read(v) for v in self.model.trainable_variables]
         non_trainable = [_read(v) for v in self.model.non_trainable_variables]
+        carried = None
+        if self.carried_inner_state is not None:
+            carried = ([tuple(_read(part) for part in parts)
+                        for parts in self.carried_inner_state.variables],
+                       _read(self.carried_inner_state.steps))
+        return_inner_state = return_inner_state and carried is not None
 
         def task(support_x, support_y, query_x):
-            step_statistics = []
+            step_statistics, final_state = [], []
             every = self.adapt_steps(weights, non_trainable, support_x, support_y, steps,
-                                     first_order, training, statistics=step_statistics)
+                                     first_order, training, statistics=step_statistics,
+                                     carried=carried, final_state=final_state)
             every = every or [list(weights)]  # No step (e.g. the loss before adapting).
             kept = list(enumerate(every)) if every_step else [(len(every) - 1, every[-1])]
             predictions = []
@@ -556,6 +594,8 @@ class GradientLearner(MetaLearner):
                 # Copy k of the statistics follows inner step k's support pass.
                 per_step = step_statistics[: self.inner_steps]
                 updated += [tf.stack(values) for values in zip(*per_step)]
+            if return_inner_state:
+                return predictions, every[-1], updated, CarriedInnerState.flatten(final_state)
             return predictions, every[-1], updated
 
         statistics = (self._per_step_batch_norm.statistics
@@ -565,6 +605,8 @@ class GradientLearner(MetaLearner):
             [w.dtype for w in weights],
             [v.dtype for v in non_trainable] + [v.dtype for v in statistics],
         )
+        if return_inner_state:
+            signature += (self.carried_inner_state.flat_dtypes(),)
         return map_tasks(task, (support_x, support_y, query_x), signature, self.task_batching)
 
     def call(self, inputs, training=False):
@@ -612,6 +654,7 @@ class GradientLearner(MetaLearner):
                 "inner_optimizer": _serialize_inner_optimizer(self.inner_optimizer),
                 "inner_batch_size": self.inner_batch_size,
                 "per_step_batch_norm": self.per_step_batch_norm,
+                "carry_inner_optimizer_state": self.carry_inner_optimizer_state,
             }
         )
         return config

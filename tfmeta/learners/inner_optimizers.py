@@ -37,10 +37,14 @@ class InnerOptimizer:
         raise NotImplementedError
 
     def update(
-        self, weight: tf.Tensor, gradient: tf.Tensor, state: tuple[tf.Tensor, ...], step: int,
+        self, weight: tf.Tensor, gradient: tf.Tensor, state: tuple[tf.Tensor, ...], step: Any,
         learning_rate: Any,
     ) -> tuple[tf.Tensor, tuple[tf.Tensor, ...]]:
-        """Returns `(new_weight, new_state)` after one step (`step` counts from 0)."""
+        """Returns `(new_weight, new_state)` after one step.
+
+        `step` counts the steps the state has seen before this one, from 0: the inner step
+        for fresh state, or a tensor when the state is carried across tasks.
+        """
         raise NotImplementedError
 
     def get_config(self) -> dict[str, Any]:
@@ -116,13 +120,23 @@ class InnerAdam(InnerOptimizer):
     def update(self, weight, gradient, state, step, learning_rate):
         first, second = state
         gradient = tf.cast(gradient, weight.dtype)
-        count = step + 1
-        alpha = _as(learning_rate, weight.dtype) * (
-            math.sqrt(1.0 - self.beta_2**count) / (1.0 - self.beta_1**count)
-        )
+        alpha = _as(learning_rate, weight.dtype) * _as(
+            self._bias_correction(step), weight.dtype)
         first = first + (gradient - first) * (1.0 - self.beta_1)
         second = second + (tf.square(gradient) - second) * (1.0 - self.beta_2)
         return weight - first * alpha / (tf.sqrt(second) + self.epsilon), (first, second)
+
+    def _bias_correction(self, step: Any) -> Any:
+        """`sqrt(1 - beta_2^t) / (1 - beta_1^t)` at `t = step + 1`.
+
+        A float64 tensor for a tensor `step` (a step count carried across tasks).
+        """
+        if not tf.is_tensor(step):
+            count = step + 1
+            return math.sqrt(1.0 - self.beta_2**count) / (1.0 - self.beta_1**count)
+        count = tf.cast(step, tf.float64) + 1.0
+        return tf.sqrt(1.0 - tf.pow(tf.constant(self.beta_2, tf.float64), count)) / (
+            1.0 - tf.pow(tf.constant(self.beta_1, tf.float64), count))
 
     def get_config(self):
         return {"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}

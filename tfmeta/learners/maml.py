@@ -136,9 +136,9 @@ class MAML(GradientLearner):
             first_order = self.optimizer.iterations < self.first_order_steps
         every_step = self.multi_step_loss_steps is not None
         with tf.GradientTape() as tape:
-            y_pred, _, updated = self.adapt_and_predict(
+            y_pred, _, updated, *final_state = self.adapt_and_predict(
                 inputs, self.inner_steps, first_order=first_order, training=True,
-                every_step=every_step,
+                every_step=every_step, return_inner_state=True,
             )
             if every_step:
                 loss, y_pred = self._multi_step_loss(inputs, query_y, y_pred, sample_weight)
@@ -153,6 +153,8 @@ class MAML(GradientLearner):
         gradients = [tf.zeros_like(variable) if gradient is None else gradient
                      for variable, gradient in zip(self.trainable_variables, gradients)]
         self._update_moving_statistics(updated)
+        if final_state:
+            self.carried_inner_state.assign_mean(final_state[0], self.inner_steps)
         return loss, y_pred, gradients
 
     def _multi_step_loss(self, inputs, query_y, y_pred, sample_weight):

@@ -31,7 +31,10 @@ class Reptile(GradientLearner):
             when evaluating and predicting.
         **kwargs: `inner_optimizer` (`"sgd"`, `"adam"` or a `keras.optimizers.SGD`
             / `Adam` instance, applied with fresh state for every task; the paper
-            uses `keras.optimizers.Adam(1e-3, beta_1=0.0)`), `inner_batch_size`
+            uses `keras.optimizers.Adam(1e-3, beta_1=0.0)`),
+            `carry_inner_optimizer_state` (True: the inner optimizer's state carries
+            across tasks instead, as in the authors' code, whose Adam moments persist
+            through training; see `tfmeta.learners.carried_inner_state`), `inner_batch_size`
             (support mini-batch per inner step, cycling through the support set),
             `task_batching` (`"auto"`, `"vectorize"` or `"unroll"`: how the tasks
             of a meta-batch run, see `GradientLearner`) and the arguments of
@@ -86,8 +89,8 @@ class Reptile(GradientLearner):
 
     def compute_meta_gradients(self, support_x, support_y, query_x, query_y, sample_weight):
         inputs = {"support_x": support_x, "support_y": support_y, "query_x": query_x}
-        y_pred, fast, updated = self.adapt_and_predict(
-            inputs, self.inner_steps, first_order=True, training=True
+        y_pred, fast, updated, *final_state = self.adapt_and_predict(
+            inputs, self.inner_steps, first_order=True, training=True, return_inner_state=True
         )
         loss = self._compute_loss(x=inputs, y=query_y, y_pred=y_pred,
                                   sample_weight=sample_weight, training=True)
@@ -99,6 +102,8 @@ class Reptile(GradientLearner):
             for variable, adapted in zip(self.model.trainable_variables, fast)
         ]
         self._update_moving_statistics(updated)
+        if final_state:
+            self.carried_inner_state.assign_mean(final_state[0], self.inner_steps)
         return loss, y_pred, gradients
 
     def get_config(self):

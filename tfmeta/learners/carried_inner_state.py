@@ -1,0 +1,71 @@
+"""The inner optimizer's state carried across tasks (openai/supervised-reptile's Adam).
+
+By default the inner optimizer starts every task from fresh state. Reptile's published code
+instead keeps one Adam whose moments and step count persist across the training tasks (only
+the model's weights are restored after each task), and evaluates each task from the state
+training has reached, restoring it afterwards. `CarriedInnerState` holds that state in
+non-trainable variables of the learner: every task of a meta-batch starts from it, and after
+the meta-batch it becomes the mean over the tasks of their final states, with the step count
+advanced by the inner steps. (The paper's code runs the tasks of a meta-batch one after the
+other, so its later tasks start from the state the earlier ones left; tfmeta runs them in
+parallel, and the mean weighs each task's steps as one task's would be.)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from tfmeta.distribute.replicas import replica_mean
+from tfmeta.learners.inner_optimizers import InnerOptimizer
+
+
+class CarriedInnerState:
+    """Variables with the inner optimizer's state of each adapted weight, and its step count.
+
+    Args:
+        learner: the learner that owns the variables (its `add_weight` creates them).
+        rule: the inner optimizer's update rule.
+        weights: the adapted weights (Keras variables), in the inner loop's order.
+
+    Example:
+    >>> import keras, tfmeta
+    >>> learner = tfmeta.Reptile(tfmeta.backbones.mlp(), inner_optimizer="adam",
+    ...                          carry_inner_optimizer_state=True)
+    >>> float(learner.carried_inner_state.steps)
+    0.0
+    """
+
+    def __init__(self, learner: keras.Model, rule: InnerOptimizer, weights: list):
+        self.variables = []
+        for position, weight in enumerate(weights):
+            parts = rule.initial_state(tf.zeros(weight.shape, weight.dtype))
+            self.variables.append(tuple(
+                learner.add_weight(shape=weight.shape, dtype=weight.dtype, initializer="zeros",
+                                   trainable=False, name=f"inner_state_{position}_{part}")
+                for part in range(len(parts))
+            ))
+        self.steps = learner.add_weight(shape=(), dtype="float32", initializer="zeros",
+                                        trainable=False, name="inner_state_steps")
+
+    def flat_dtypes(self) -> list[tf.DType]:
+        return [part.dtype for parts in self.variables for part in parts]
+
+    @staticmethod
+    def flatten(state: list[tuple[Any, ...]]) -> list[Any]:
+        return [part for parts in state for part in parts]
+
+    def assign_mean(self, final_states: list[tf.Tensor], steps: int) -> None:
+        """Stores the mean over tasks (and replicas) of the tasks' final states.
+
+        Args:
+            final_states: the flattened final states, each stacked over the tasks.
+            steps: the inner steps each task took.
+        """
+        variables = [part for parts in self.variables for part in parts]
+        means = replica_mean([tf.reduce_mean(values, axis=0) for values in final_states])
+        for variable, mean in zip(variables, means):
+            variable.assign(tf.cast(mean, variable.dtype))
+        self.steps.assign_add(float(steps))
