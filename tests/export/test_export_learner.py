@@ -58,6 +58,14 @@ def make_learners():
                         np.tile(np.arange(WAYS, dtype="int32"), 2)[None])
     reptile = tfmeta.Reptile(classifier(1), inner_steps=2, inner_learning_rate=0.1)
     reptile.compile(optimizer=keras.optimizers.SGD(1.0), loss=CLASSIFICATION_LOSS)
+    # Reptile's code: Adam whose moments carry across tasks; serving adapts from them.
+    carried = tfmeta.Reptile(classifier(4), inner_steps=2, carry_inner_optimizer_state=True,
+                             inner_optimizer=keras.optimizers.Adam(0.05, beta_1=0.0))
+    carried.compile(optimizer=keras.optimizers.SGD(1.0), loss=CLASSIFICATION_LOSS)
+    carried.train_on_batch(batch_of_one({k: train[k] for k in ("support_x", "support_y",
+                                                               "query_x")}),
+                           np.tile(np.arange(WAYS, dtype="int32"), 2)[None])
+    assert float(carried.carried_inner_state.steps.numpy()) == 2.0
     keras.utils.set_random_seed(2)
     protonet = tfmeta.ProtoNet(tfmeta.backbones.conv4(IMAGE, filters=4))  # never called
     keras.utils.set_random_seed(3)
@@ -66,6 +74,7 @@ def make_learners():
     return {
         "maml": (maml, episode((FEATURES,))),
         "reptile": (reptile, episode((FEATURES,), shots=3, queries=1)),
+        "reptile_carried_adam": (carried, episode((FEATURES,), shots=2, queries=2, seed=5)),
         "protonet": (protonet, episode(IMAGE, ways=4, shots=1, queries=3)),
         "maml_regression": (regressor, regression_episode()),
     }
@@ -118,7 +127,8 @@ def reloaded_in_fresh_process(exported):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("name", ["maml", "reptile", "protonet", "maml_regression"])
+@pytest.mark.parametrize("name", ["maml", "reptile", "reptile_carried_adam", "protonet",
+                                  "maml_regression"])
 def test_fresh_process_reload_matches_in_memory_learner(exported, reloaded_in_fresh_process,
                                                         name):
     _, records = exported
@@ -126,6 +136,23 @@ def test_fresh_process_reload_matches_in_memory_learner(exported, reloaded_in_fr
     assert list(reloaded_in_fresh_process[name]) == [key]
     served = np.array(reloaded_in_fresh_process[name][key], "float32")
     np.testing.assert_allclose(served, records[name]["expected"], rtol=1e-4, atol=1e-5)
+
+
+def test_carried_inner_state_matters_to_the_served_predictions(exported):
+    """The exported Reptile adapts from its carried Adam state: from fresh state it differs."""
+    _, records = exported
+    record = records["reptile_carried_adam"]
+    learner = record["learner"]
+    variables = learner.carried_inner_state.flatten(learner.carried_inner_state.variables)
+    saved = [v.numpy() for v in variables + [learner.carried_inner_state.steps]]
+    try:
+        for variable in variables + [learner.carried_inner_state.steps]:
+            variable.assign(tf.zeros_like(variable))
+        fresh = learner.predict_on_batch(batch_of_one(record["inputs"]))[0]
+    finally:
+        for variable, value in zip(variables + [learner.carried_inner_state.steps], saved):
+            variable.assign(value)
+    assert np.abs(np.asarray(fresh) - record["expected"]).max() > 1e-3
 
 
 def test_signature_takes_one_episode_with_dynamic_sizes(exported):
