@@ -23,12 +23,9 @@ def numpy_adam(params, grad_fn, steps, lr, beta_1, beta_2, epsilon, state=None):
     `state` is `(first, second, steps_before)` to start from (fresh if None); with a state
     the result is `(fast, (first, second, steps_before + steps))`.
     """
-    if state is None:
-        first, second, before = [np.zeros_like(p) for p in params], [
-            np.zeros_like(p) for p in params], 0
-    else:
-        first, second, before = [f.copy() for f in state[0]], [s.copy() for s in state[1]], \
-            state[2]
+    zeros = [np.zeros_like(p) for p in params]
+    first, second, before = state if state is not None else (zeros, zeros, 0)
+    first, second = [f.copy() for f in first], [s.copy() for s in second]
     fast = [p.copy() for p in params]
     for t in range(before + 1, before + steps + 1):
         grads = grad_fn(fast, t - 1 - before)

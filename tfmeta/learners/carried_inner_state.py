@@ -18,7 +18,6 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from tfmeta.distribute.replicas import replica_mean
 from tfmeta.learners.inner_optimizers import InnerOptimizer
 
 
@@ -51,21 +50,8 @@ class CarriedInnerState:
                                         trainable=False, name="inner_state_steps")
 
     def flat_dtypes(self) -> list[tf.DType]:
-        return [part.dtype for parts in self.variables for part in parts]
+        return [part.dtype for part in self.flatten(self.variables)]
 
     @staticmethod
     def flatten(state: list[tuple[Any, ...]]) -> list[Any]:
         return [part for parts in state for part in parts]
-
-    def assign_mean(self, final_states: list[tf.Tensor], steps: int) -> None:
-        """Stores the mean over tasks (and replicas) of the tasks' final states.
-
-        Args:
-            final_states: the flattened final states, each stacked over the tasks.
-            steps: the inner steps each task took.
-        """
-        variables = [part for parts in self.variables for part in parts]
-        means = replica_mean([tf.reduce_mean(values, axis=0) for values in final_states])
-        for variable, mean in zip(variables, means):
-            variable.assign(tf.cast(mean, variable.dtype))
-        self.steps.assign_add(float(steps))

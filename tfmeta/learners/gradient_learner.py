@@ -618,13 +618,24 @@ class GradientLearner(MetaLearner):
         )
         return predictions
 
-    def _update_moving_statistics(self, updated) -> None:
+    def _store_task_means(self, updated, inner_state=None) -> None:
+        """Stores the mean over the meta-batch's tasks of their updated statistics.
+
+        `updated` are the batch-norm statistics of each task's query pass; `inner_state`,
+        when the learner carries it, the tasks' final inner optimizer state (flattened),
+        whose step count then advances by the inner steps.
+        """
         # The mean over tasks; under tf.distribute, over every replica's tasks, so that
         # all copies of the variables get the value one device would compute.
-        means = replica_mean([tf.reduce_mean(values, axis=0) for values in updated])
         variables = list(self.model.non_trainable_variables)
         if self._per_step_batch_norm is not None:
             variables += self._per_step_batch_norm.statistics
+        values = list(updated)
+        if inner_state is not None:
+            variables += CarriedInnerState.flatten(self.carried_inner_state.variables)
+            values += list(inner_state)
+            self.carried_inner_state.steps.assign_add(float(self.inner_steps))
+        means = replica_mean([tf.reduce_mean(value, axis=0) for value in values])
         for variable, mean in zip(variables, means):
             variable.assign(mean)
 

@@ -152,9 +152,7 @@ class MAML(GradientLearner):
         gradients = tape.gradient(scaled_loss, self.trainable_variables)
         gradients = [tf.zeros_like(variable) if gradient is None else gradient
                      for variable, gradient in zip(self.trainable_variables, gradients)]
-        self._update_moving_statistics(updated)
-        if final_state:
-            self.carried_inner_state.assign_mean(final_state[0], self.inner_steps)
+        self._store_task_means(updated, *final_state)
         return loss, y_pred, gradients
 
     def _multi_step_loss(self, inputs, query_y, y_pred, sample_weight):

@@ -101,9 +101,7 @@ class Reptile(GradientLearner):
             tf.stop_gradient(variable.value - tf.reduce_mean(adapted, axis=0)) / replicas
             for variable, adapted in zip(self.model.trainable_variables, fast)
         ]
-        self._update_moving_statistics(updated)
-        if final_state:
-            self.carried_inner_state.assign_mean(final_state[0], self.inner_steps)
+        self._store_task_means(updated, *final_state)
         return loss, y_pred, gradients
 
     def get_config(self):
