@@ -47,3 +47,21 @@ def test_bad_arguments(fake_root):
         data.batches("omniglot", data_dir=fake_root, ways=5)
     with pytest.raises(ValueError, match="`seed`"):
         data.batches("omniglot", seed="x", data_dir=fake_root)
+
+
+def test_image_folder_batches_follow_the_seeded_class_split(tmp_path):
+    # `--dataset=image_folder`: pre-training reads exactly the classes that the split's
+    # episodes read (the seeded 60/20/20 split), labelled in that split's order.
+    from fake_images import image_tree, write_folder
+
+    folder = write_folder(tmp_path / "photos", image_tree(10, 4, size=8))
+    classes = data.image_folder_classes(folder, 8, split="train")
+    assert list(classes.sizes) == [4] * 6 and classes.scale == 1.0 / 255.0
+    episode_classes = data.image_folder_classes(folder, 8, split="test")
+    assert list(episode_classes.sizes) == [4] * 2
+    stream = data.batches("image_folder", "train", batch_size=24, seed=0, image_size=8,
+                          image_folder=str(folder))
+    x, y = (t.numpy() for t in next(iter(stream)))
+    assert x.shape == (24, 8, 8, 3) and sorted(y) == sorted(list(range(6)) * 4)
+    with pytest.raises(ValueError, match="`image_folder`"):
+        data.batches("image_folder", "train", image_size=8)

@@ -144,3 +144,25 @@ def test_split_naming_a_class_without_images(fake_root):
 def test_bad_split_name(fake_root):
     with pytest.raises(ValueError, match="`split`"):
         tiny_imagenet("dev", data_dir=fake_root)
+
+
+def test_pretraining_batches_read_the_split_classes_in_split_order(fake_root):
+    # tfmeta.data.batches (Baseline, Baseline++, Meta-Baseline pre-training) over the train
+    # split: one pass is each of its 6 x 8 images once, labelled by the class's place in the
+    # split file, with the pixels that episodes read.
+    loaded = data.load_image_folder(
+        fake_root / "tiny_imagenet" / "tiny-imagenet-200-train.zip", 32,
+        subdir="tiny-imagenet-200/train")
+    owner = {loaded.class_images(name)[i].tobytes(): name
+             for name in loaded.classes for i in range(IMAGES)}
+    stream = data.batches("tiny_imagenet", "train", batch_size=12, seed=1, data_dir=fake_root,
+                          image_size=32)
+    assert stream.element_spec[0].shape == (12, 32, 32, 3)
+    xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in stream.take(4)])
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    assert 0.0 <= x.min() and x.max() <= 1.0
+    names = [owner[np.round(e * 255).astype(np.uint8).tobytes()] for e in x]
+    assert [SPLITS["train"].index(name) for name in names] == list(y)
+    assert len(set(names)) == 6 and all(names.count(n) == IMAGES for n in set(names))
+    with pytest.raises(ValueError, match="`batch_size`.*examples of split 'test'"):
+        data.batches("tiny_imagenet", "test", batch_size=17, data_dir=fake_root)

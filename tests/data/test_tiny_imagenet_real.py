@@ -129,3 +129,22 @@ def _jpeg_components(data):
             return data[position + 9]
         position += 2 + length
     return None
+
+
+@pytest.mark.slow
+def test_pretraining_batches_on_real_data(real_tiny_root, real_images):
+    # What Baseline/Baseline++/Meta-Baseline pre-train on: the 60,000 images of the 120 train
+    # classes, labelled by their place in the split file.
+    from tfmeta.data import batches
+
+    train = tiny_module.split_classes(real_tiny_root / "tiny_imagenet")["train"]
+    stream = batches("tiny_imagenet", "train", batch_size=256, data_dir=real_tiny_root,
+                     image_size=64)
+    x, y = (t.numpy() for t in next(iter(stream)))
+    assert x.shape == (256, 64, 64, 3) and y.shape == (256,) and 0 <= y.min() <= y.max() < 120
+    images = np.round(x * 255).astype(np.uint8)
+    for image, label in zip(images, y):
+        index = real_images.classes.index(train[label])
+        start = real_images.offsets[index]
+        owned = real_images.images[start:start + real_images.sizes[index]]
+        assert (owned == image).all(axis=(1, 2, 3)).any()

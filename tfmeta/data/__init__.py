@@ -13,6 +13,7 @@ from tfmeta.data.episodes import episodes as episodes
 from tfmeta.data.fc100 import fc100 as fc100
 from tfmeta.data.image_folder import ImageFolderImages as ImageFolderImages
 from tfmeta.data.image_folder import image_folder as image_folder
+from tfmeta.data.image_folder import image_folder_classes as image_folder_classes
 from tfmeta.data.image_folder import load_image_folder as load_image_folder
 from tfmeta.data.intents import IntentClasses as IntentClasses
 from tfmeta.data.intents import intent_sentences as intent_sentences
@@ -49,6 +50,7 @@ __all__ = [
     "fc100",
     "get_dataset",
     "image_folder",
+    "image_folder_classes",
     "list_datasets",
     "load_image_folder",
     "intent_sentences",

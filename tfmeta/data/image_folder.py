@@ -24,7 +24,7 @@ from tfmeta.data.data_dir import resolve_cache_dir
 from tfmeta.data.episodes import episode_dataset
 from tfmeta.data.image_decoding import decode_images
 from tfmeta.data.image_folder_source import ImageFolderListing, list_images, read_bytes
-from tfmeta.data.registry import DatasetSpec, register
+from tfmeta.data.registry import ClassExamples, DatasetSpec, register
 from tfmeta.data.sampling import EpisodeSampler
 
 SPLITS = ("train", "validation", "test")
@@ -215,13 +215,8 @@ def image_folder(
     )
     data = _load(listing, image_size, cache_dir)
     index = np.array([data.classes.index(name) for name in chosen], dtype=np.int64)
-    with _MEMORY_CACHE_LOCK:
-        key = (listing.fingerprint, image_size)
-        if key not in _TENSORS:
-            _TENSORS[key] = tf.constant(data.images)
-        examples = _TENSORS[key]
     sampler = EpisodeSampler(
-        examples,
+        _shared_tensor(listing, image_size, data),
         offsets=data.offsets[index],
         sizes=data.sizes[index],
         ways=ways,
@@ -232,6 +227,71 @@ def image_folder(
         scale=1.0 / 255.0,
     )
     return episode_dataset(sampler, deterministic=deterministic)
+
+
+def image_folder_classes(
+    path: PathLike,
+    image_size: int,
+    classes: ClassList | Mapping[str, ClassList] | None = None,
+    *,
+    split: str | None = None,
+    fractions: Sequence[float] = (0.6, 0.2, 0.2),
+    split_seed: int = 0,
+    subdir: str | None = None,
+    cache_dir: PathLike | None = None,
+) -> ClassExamples:
+    """Every image of the classes that `image_folder` would sample, as `ClassExamples`.
+
+    What `tfmeta.data.batches` pre-trains on: the classes are chosen exactly as
+    `image_folder` chooses them (same `classes`, `split`, `fractions` and `split_seed`), and
+    `examples` is the one decoded tensor that episodes of the same folder and size read, so
+    pre-training adds no copy of the images. Pixels are uint8, scaled by 1/255 on reading.
+
+    Args:
+        path: The folder or zip archive.
+        image_size: Side of the square images.
+        classes: The classes to use (see `image_folder`).
+        split: The split (see `image_folder`).
+        fractions: Fractions of the seeded class split.
+        split_seed: Seed of the seeded class split.
+        subdir: The folder inside `path` whose sub-folders are the classes.
+        cache_dir: Where decoded images are cached.
+
+    Returns:
+        `ClassExamples` of the chosen classes, in the order they are chosen.
+
+    Raises:
+        FileNotFoundError: When `path` (or a class list file) does not exist.
+        ValueError: For a bad argument, an unknown or empty class.
+
+    Example:
+    >>> examples = image_folder_classes("my_photos", 84, split="train")  # doctest: +SKIP
+    >>> examples.sizes[:3]  # doctest: +SKIP
+    array([600, 600, 600])
+    """
+    image_size = check_int_in_range("image_size", image_size)
+    listing = list_images(path, subdir)
+    chosen = choose_classes(listing.classes, classes, split, fractions, split_seed, listing)
+    empty = sorted(set(chosen) & set(listing.empty))
+    if empty:
+        raise ValueError(
+            f"Invalid image folder {listing.path}: the class folders {empty} hold no image "
+            "(.jpg, .jpeg, .png, .bmp or .gif files)."
+        )
+    data = _load(listing, image_size, cache_dir)
+    index = np.array([data.classes.index(name) for name in chosen], dtype=np.int64)
+    return ClassExamples(_shared_tensor(listing, image_size, data), data.offsets[index],
+                         data.sizes[index], scale=1.0 / 255.0)
+
+
+def _shared_tensor(listing: ImageFolderListing, image_size: int,
+                   data: ImageFolderImages) -> tf.Tensor:
+    """The images as one tensor per (folder, size), shared by every sampler in a process."""
+    with _MEMORY_CACHE_LOCK:
+        key = (listing.fingerprint, image_size)
+        if key not in _TENSORS:
+            _TENSORS[key] = tf.constant(data.images)
+        return _TENSORS[key]
 
 
 def choose_classes(
@@ -384,13 +444,17 @@ def _load(listing: ImageFolderListing, image_size: int,
 
 def _build_split(split, ways, shots, queries, meta_batch_size, seed, data_dir, **options):
     del data_dir  # The folder is the `image_folder` option (`--image_folder`).
+    return image_folder(_folder_option(options), ways, shots, queries, meta_batch_size,
+                        options.get("image_size", 84), seed=seed, split=split)
+
+
+def _folder_option(options: Mapping[str, object]) -> object:
     folder = options.get("image_folder")
     if not folder:
         raise invalid_value(
             "image_folder", "the path of a folder <class>/<image> (or a zip of one)", folder
         )
-    return image_folder(folder, ways, shots, queries, meta_batch_size,
-                        options.get("image_size", 84), seed=seed, split=split)
+    return folder
 
 
 SPEC = register(
@@ -403,5 +467,7 @@ SPEC = register(
         example_shape=lambda options: (options.get("image_size", 84),) * 2 + (3,),
         description="Your own images, <folder>/<class>/<image> (or a zip), RGB; classes "
         "split 60/20/20 by a seeded shuffle.",
+        classes=lambda split, data_dir, **options: image_folder_classes(
+            _folder_option(options), options.get("image_size", 84), split=split),
     )
 )

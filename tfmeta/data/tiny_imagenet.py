@@ -26,8 +26,8 @@ import tensorflow as tf
 
 from tfmeta.data.arguments import check_choice
 from tfmeta.data.data_dir import DATA_DIR_ENV, resolve_data_dir
-from tfmeta.data.image_folder import image_folder, read_class_list
-from tfmeta.data.registry import DatasetSpec, register
+from tfmeta.data.image_folder import image_folder, image_folder_classes, read_class_list
+from tfmeta.data.registry import ClassExamples, DatasetSpec, register
 
 SPLIT_FILES = {"train": "train.txt", "validation": "val.txt", "test": "test.txt"}
 SPLIT_SIZES = {"train": 120, "validation": 40, "test": 40}
@@ -84,16 +84,43 @@ def tiny_imagenet(
     >>> inputs["support_x"].shape  # doctest: +SKIP
     TensorShape([4, 5, 64, 64, 3])
     """
+    source, subdir, class_lists, split = _locate(split, data_dir)
+    return image_folder(
+        source, ways, shots, queries, meta_batch_size, image_size, classes=class_lists,
+        seed=seed, split=split, subdir=subdir, cache_dir=cache_dir, deterministic=deterministic,
+    )
+
+
+def tiny_imagenet_classes(
+    split: str = "train",
+    data_dir: PathLike | None = None,
+    image_size: int = 64,
+    *,
+    cache_dir: PathLike | None = None,
+) -> ClassExamples:
+    """Every image of a split's classes, as `ClassExamples` (what pre-training reads).
+
+    `examples` is the decoded tensor that `tiny_imagenet` episodes of the same size read:
+    `[100000, H, H, 3]` uint8 (scale 1/255), the split's 500 images a class at `offsets`.
+
+    Example:
+    >>> examples = tiny_imagenet_classes("train", image_size=32)  # doctest: +SKIP
+    >>> len(examples.sizes), int(examples.sizes.sum())  # doctest: +SKIP
+    (120, 60000)
+    """
+    source, subdir, class_lists, split = _locate(split, data_dir)
+    return image_folder_classes(source, image_size, class_lists, split=split, subdir=subdir,
+                                cache_dir=cache_dir)
+
+
+def _locate(split: str, data_dir: PathLike | None):
+    """The images, their class folder, the split's class lists and the canonical split."""
     split = {"val": "validation"}.get(split, split)
     check_choice("split", split, tuple(SPLIT_FILES))
     folder = tiny_imagenet_dir(data_dir)
     source, subdir = find_images(folder)
-    class_lists = split_classes(folder)
-    return image_folder(
-        source, ways, shots, queries, meta_batch_size, image_size,
-        classes={name: list(names) for name, names in class_lists.items()}, seed=seed,
-        split=split, subdir=subdir, cache_dir=cache_dir, deterministic=deterministic,
-    )
+    class_lists = {name: list(names) for name, names in split_classes(folder).items()}
+    return source, subdir, class_lists, split
 
 
 def tiny_imagenet_dir(data_dir: PathLike | None = None) -> Path:
@@ -191,5 +218,7 @@ SPEC = register(
         options=("image_size",),
         example_shape=lambda options: (options.get("image_size", 64),) * 2 + (3,),
         description="Tiny ImageNet (Le and Yang 2015), 64x64 RGB, 120/40/40 few-shot classes.",
+        classes=lambda split, data_dir, **options: tiny_imagenet_classes(
+            split, data_dir, **options),
     )
 )
