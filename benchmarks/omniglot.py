@@ -1,4 +1,4 @@
-"""Omniglot accuracy of tfmeta's learners with the papers' recipes (one table row per run).
+"""Omniglot and Tiny ImageNet accuracy of tfmeta's learners with the papers' recipes.
 
     TFMETA_DATA_DIR=../shared/data .venv/bin/python benchmarks/omniglot.py \
         --learner protonet --setting 5w1s --train_episodes 1250 --eval_every 250 \
@@ -40,6 +40,12 @@ Recipes (see `recipe`):
   `--meta_stage_episodes` episodes of the test setting (15 queries per class) with SGD 1e-3,
   momentum 0.9, as the paper (0: Classifier-Baseline, evaluated without the meta-stage).
   For the three pre-training rows an "iteration" is one batch of 64 examples.
+
+`--dataset tiny_imagenet` (Tiny ImageNet's 120/40/40 few-shot classes, `--image_size`, 32
+by default, as the ProtoNet rows' curve) uses each paper's mini-ImageNet recipe instead
+(`tiny_imagenet_recipe`): 5-way training with 15 queries per class and tests of 600
+episodes with 15 queries per class (1 for Reptile, as its code), and writes
+`tiny_imagenet_<learner>_<setting>.json` to `benchmarks/tiny_imagenet_results`.
 """
 
 import argparse
@@ -59,6 +65,8 @@ from _common import cpu_model  # noqa: E402
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 SETTINGS = {"5w1s": (5, 1), "5w5s": (5, 5), "20w1s": (20, 1), "20w5s": (20, 5)}
+DATASETS = ("omniglot", "tiny_imagenet")
+TINY_IMAGENET_TRAIN_CLASSES = 120
 
 # Published test accuracies (%), for the table only; never used as tfmeta numbers.
 PUBLISHED = {
@@ -97,6 +105,26 @@ class Recipe:
     inner_batch_size: int | None = None
     transductive: bool = True
     meta_stage_episodes: int = 0  # Meta-Baseline's episodic stage after pre-training
+    dataset: str = "omniglot"
+    image_size: int = 28
+    filters: int = 64  # conv4's filters
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        channels = 1 if self.dataset == "omniglot" else 3
+        return (self.image_size, self.image_size, channels)
+
+    def episodes(self, split: str, ways: int, shots: int, queries: int, meta_batch_size: int,
+                 seed: int, data_dir):
+        """The dataset's episodes through the registry, with this recipe's options."""
+        import tfmeta
+
+        options = {"image_size": self.image_size}
+        if self.dataset == "omniglot":
+            options["scheme"] = self.scheme
+        return tfmeta.data.get_dataset(self.dataset).episodes(
+            split, ways=ways, shots=shots, queries=queries, meta_batch_size=meta_batch_size,
+            seed=seed, data_dir=data_dir, **options)
 
 
 def recipe(learner: str, setting: str, inner_lr: float | None = None) -> Recipe:
@@ -140,28 +168,80 @@ def recipe(learner: str, setting: str, inner_lr: float | None = None) -> Recipe:
                      f"learner={learner!r}")
 
 
+def tiny_imagenet_recipe(learner: str, setting: str, image_size: int = 32,
+                         inner_lr: float | None = None) -> Recipe:
+    """Each paper's mini-ImageNet recipe, on Tiny ImageNet's few-shot split.
+
+    - protonet: Snell et al. section 3.2 (configs/tiny_imagenet_protonet_*.cfg): 30-way
+      (1-shot) or 20-way (5-shot) training episodes, 15 queries, Adam 1e-3 halved every
+      2,000 episodes, moving batch-norm statistics at test.
+    - maml / fomaml: Finn et al. appendix A.1 (configs/tiny_imagenet_maml_*.cfg): conv4-32,
+      5 inner steps of 0.01 (10 at test), meta-batch 4 (1-shot) or 2 (5-shot).
+    - reptile: supervised-reptile's mini-ImageNet commands: conv4-32, 15 training shots,
+      inner Adam (beta1=0, 1e-3, state carried) for 8 steps on batches of 10, meta-batch 5,
+      outer step 1 annealed to 0, 50 inner steps at test on batches of 5 (1-shot) / 15.
+    - mamlpp: Antoniou et al.'s mini-ImageNet set-up: conv4-48, meta-batch 2, 5 inner steps
+      (learned per-step rates from 0.01), per-step batch norm, multi-step loss, cosine Adam.
+    - baseline / baselinepp / metabaseline: Chen et al. (2019): conv4-64 pre-trained on the
+      120 training classes in batches of 16 with Adam 1e-3; fine-tuning as on Omniglot.
+    """
+    ways, shots = SETTINGS[setting]
+    common = {"dataset": "tiny_imagenet", "image_size": image_size, "scheme": ""}
+    one_shot = shots == 1
+    if learner == "protonet":
+        return Recipe(learner, ways, shots, train_ways=30 if one_shot else 20, train_shots=shots,
+                      train_queries=15, meta_batch_size=1, test_queries=15,
+                      learning_rate=1e-3, lr_schedule="halve:2000", transductive=False,
+                      **common)
+    if learner in ("maml", "fomaml"):
+        return Recipe(learner, ways, shots, train_ways=ways, train_shots=shots,
+                      train_queries=15, meta_batch_size=4 if one_shot else 2, test_queries=15,
+                      learning_rate=1e-3, lr_schedule="constant", inner_steps=5,
+                      inner_learning_rate=inner_lr or 0.01, eval_inner_steps=10,
+                      first_order=learner == "fomaml", filters=32, **common)
+    if learner == "reptile":
+        return Recipe(learner, ways, shots, train_ways=ways, train_shots=15, train_queries=1,
+                      meta_batch_size=5, test_queries=1, learning_rate=1.0,
+                      lr_schedule="linear_to_zero", inner_steps=8,
+                      inner_learning_rate=inner_lr or 0.001, eval_inner_steps=50,
+                      inner_adam=True, carry_inner_state=True, inner_batch_size=10,
+                      filters=32, **common)
+    if learner == "mamlpp":
+        return Recipe(learner, ways, shots, train_ways=ways, train_shots=shots,
+                      train_queries=15, meta_batch_size=2, test_queries=15, learning_rate=1e-3,
+                      lr_schedule="cosine", inner_steps=5, inner_learning_rate=inner_lr or 0.01,
+                      eval_inner_steps=5, filters=48, **common)
+    if learner in PRETRAINED:
+        return Recipe(learner, ways, shots, train_ways=0, train_shots=0, train_queries=0,
+                      meta_batch_size=16, test_queries=15, learning_rate=1e-3,
+                      lr_schedule="constant", inner_steps=100, inner_learning_rate=0.01,
+                      inner_batch_size=4, transductive=False, **common)
+    return recipe(learner, setting)  # raises the same error for an unknown learner
+
+
 def build_learner(r: Recipe, iterations: int, steps_per_execution: int = 1):
     import keras
 
     import tfmeta
 
     if r.learner == "protonet":
-        learner = tfmeta.ProtoNet(tfmeta.backbones.conv4((28, 28, 1)))
+        learner = tfmeta.ProtoNet(tfmeta.backbones.conv4(r.input_shape, filters=r.filters))
     elif r.learner in ("maml", "fomaml"):
         learner = tfmeta.MAML(
-            tfmeta.backbones.conv4((28, 28, 1), num_classes=r.ways),
+            tfmeta.backbones.conv4(r.input_shape, filters=r.filters, num_classes=r.ways),
             inner_steps=r.inner_steps, inner_learning_rate=r.inner_learning_rate,
             first_order=r.first_order, eval_inner_steps=r.eval_inner_steps, transductive=True)
     elif r.learner == "mamlpp":
         learner = tfmeta.MAML(
-            tfmeta.backbones.conv4((28, 28, 1), num_classes=r.ways),
+            tfmeta.backbones.conv4(r.input_shape, filters=r.filters, num_classes=r.ways),
             inner_steps=r.inner_steps, inner_learning_rate=r.inner_learning_rate,
             eval_inner_steps=r.eval_inner_steps, transductive=True,
             learn_inner_learning_rate="per_step", per_step_batch_norm=True,
             multi_step_loss_steps=max(1, iterations // 10))
     elif r.learner in PRETRAINED:
         learner = tfmeta.Baseline(
-            tfmeta.backbones.conv4((28, 28, 1)), num_classes=4112,
+            tfmeta.backbones.conv4(r.input_shape, filters=r.filters),
+            num_classes=4112 if r.dataset == "omniglot" else TINY_IMAGENET_TRAIN_CLASSES,
             head="cosine" if r.learner == "baselinepp" else "linear", ways=r.ways,
             fine_tune_steps=r.inner_steps, fine_tune_batch_size=r.inner_batch_size,
             fine_tune_optimizer=keras.optimizers.SGD(r.inner_learning_rate, momentum=0.9))
@@ -169,7 +249,7 @@ def build_learner(r: Recipe, iterations: int, steps_per_execution: int = 1):
         inner_optimizer = (keras.optimizers.Adam(r.inner_learning_rate, beta_1=0.0)
                            if r.inner_adam else "sgd")
         learner = tfmeta.Reptile(
-            tfmeta.backbones.conv4((28, 28, 1), num_classes=r.ways),
+            tfmeta.backbones.conv4(r.input_shape, filters=r.filters, num_classes=r.ways),
             inner_steps=r.inner_steps, inner_learning_rate=r.inner_learning_rate,
             eval_inner_steps=r.eval_inner_steps, transductive=r.transductive,
             inner_optimizer=inner_optimizer, inner_batch_size=r.inner_batch_size,
@@ -198,15 +278,12 @@ def meta_stage(baseline, r: Recipe, seed: int, data_dir, timer: dict):
     """Meta-Baseline's second stage: the pre-trained encoder trained as cosine prototypes."""
     import keras
 
-    import tfmeta
 
     learner = baseline.to_protonet()
     learner.compile(optimizer=keras.optimizers.SGD(1e-3, momentum=0.9),
                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                     metrics=["accuracy"])
-    episodes = tfmeta.data.omniglot("train", ways=r.ways, shots=r.shots, queries=15,
-                                    meta_batch_size=1, scheme=r.scheme, seed=seed + 3,
-                                    data_dir=data_dir).prefetch(2)
+    episodes = r.episodes("train", r.ways, r.shots, 15, 1, seed + 3, data_dir).prefetch(2)
     start = time.perf_counter()
     learner.fit(episodes, epochs=1, steps_per_epoch=r.meta_stage_episodes, verbose=0)
     timer["train"] += time.perf_counter() - start
@@ -235,9 +312,7 @@ def evaluate(learner, r: Recipe, split: str, episodes: int, seed: int, data_dir,
         learner.compile(loss=__import__("keras").losses.SparseCategoricalCrossentropy(
             from_logits=True), metrics=["accuracy"])
     batch = eval_meta_batch(episodes, largest)
-    dataset = tfmeta.data.omniglot(split, ways=r.ways, shots=r.shots, queries=r.test_queries,
-                                   meta_batch_size=batch, scheme=r.scheme, seed=seed,
-                                   data_dir=data_dir)
+    dataset = r.episodes(split, r.ways, r.shots, r.test_queries, batch, seed, data_dir)
     if r.learner != "protonet":
         # A dynamic meta-batch size makes MAML/Reptile run tasks through tf.map_fn: one
         # traced task instead of `batch` unrolled copies of `eval_inner_steps` steps each.
@@ -259,12 +334,15 @@ def plot_curve(curve, row, path: Path) -> None:
     ax.errorbar(x, y, yerr=e, marker="o", capsize=3, label="validation (tfmeta)")
     ax.errorbar([row["episodes"]], [row["accuracy"]], yerr=[row["ci95"]], marker="s",
                 color="C3", capsize=3, linestyle="none", label="test (tfmeta)")
-    published = PUBLISHED[row["learner"]].get(row["setting"])
+    published = row.get("published")
     if published is not None:
         ax.axhline(published, color="gray", linestyle="--", label=f"published {published}%")
     ax.set_xlabel("training episodes")
     ax.set_ylabel("accuracy (%)")
-    ax.set_title(f"Omniglot {row['setting']} {row['learner']} ({row['iterations']} iterations)")
+    dataset = {"omniglot": "Omniglot", "tiny_imagenet": "Tiny ImageNet"}[row.get("dataset",
+                                                                              "omniglot")]
+    ax.set_title(f"{dataset} {row['setting']} {row['learner']} ({row['iterations']} "
+                 "iterations)")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()
@@ -288,6 +366,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--learner", required=True,
                         choices=list(PUBLISHED))
     parser.add_argument("--setting", required=True, choices=list(SETTINGS))
+    parser.add_argument("--dataset", default="omniglot", choices=DATASETS)
+    parser.add_argument("--image_size", type=int, default=32,
+                        help="tiny_imagenet: side of the images (64 is native)")
     length = parser.add_mutually_exclusive_group(required=True)
     length.add_argument("--train_episodes", type=int, help="training episodes (tasks)")
     length.add_argument("--train_steps", type=int, help="training iterations (meta-batches)")
@@ -319,13 +400,17 @@ def main(argv=None) -> dict:
                         help="Keras dtype policy of the model, e.g. mixed_bfloat16 (opt-in)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data_dir", default=None, help="default: $TFMETA_DATA_DIR")
-    parser.add_argument("--output_dir", default="benchmarks/omniglot_results")
+    parser.add_argument("--output_dir", default=None,
+                        help="default: benchmarks/<dataset>_results")
     parser.add_argument("--tag", default="", help="suffix of the output file names")
     args = parser.parse_args(argv)
 
     import keras
 
-    r = recipe(args.learner, args.setting, args.inner_lr)
+    if args.dataset == "tiny_imagenet":
+        r = tiny_imagenet_recipe(args.learner, args.setting, args.image_size, args.inner_lr)
+    else:
+        r = recipe(args.learner, args.setting, args.inner_lr)
     if args.train_shots is not None:
         r = dataclasses.replace(r, train_shots=args.train_shots)
     if args.fresh_inner_state:
@@ -345,9 +430,11 @@ def main(argv=None) -> dict:
     test_episodes = args.test_episodes or (1000 if r.learner == "protonet" else 600)
     eval_every = args.eval_every or iterations
     spe = math.gcd(args.steps_per_execution, eval_every, iterations)
-    output_dir = Path(args.output_dir)
+    output_dir = Path(args.output_dir or f"benchmarks/{args.dataset}_results")
     output_dir.mkdir(parents=True, exist_ok=True)
     name = f"{r.learner}_{args.setting}{args.tag}"
+    if r.dataset != "omniglot":
+        name = f"{r.dataset}_{name}"
     command = "TFMETA_DATA_DIR=../shared/data .venv/bin/python " + shlex.join(
         ["benchmarks/omniglot.py", *(sys.argv[1:] if argv is None else argv)])
     print(f"{name}: {r}\n{iterations} iterations, eval every {eval_every}", flush=True)
@@ -359,13 +446,13 @@ def main(argv=None) -> dict:
         keras.config.set_dtype_policy(args.policy)
     learner = build_learner(r, iterations, spe)
     if r.learner in PRETRAINED:
-        train = tfmeta.data.batches("omniglot", "train", batch_size=r.meta_batch_size,
-                                    seed=args.seed, data_dir=args.data_dir, scheme=r.scheme)
+        options = {"scheme": r.scheme} if r.dataset == "omniglot" else {}
+        train = tfmeta.data.batches(r.dataset, "train", batch_size=r.meta_batch_size,
+                                    seed=args.seed, data_dir=args.data_dir,
+                                    image_size=r.image_size, **options)
     else:
-        train = tfmeta.data.omniglot(
-            "train", ways=r.train_ways, shots=r.train_shots, queries=r.train_queries,
-            meta_batch_size=r.meta_batch_size, scheme=r.scheme, seed=args.seed,
-            data_dir=args.data_dir).prefetch(2)
+        train = r.episodes("train", r.train_ways, r.train_shots, r.train_queries,
+                           r.meta_batch_size, args.seed, args.data_dir).prefetch(2)
 
     curve = []
     timer = {"train": 0.0, "eval": 0.0}
@@ -404,20 +491,24 @@ def main(argv=None) -> dict:
     also_tested = []
     for setting in args.also_test:
         other = dataclasses.replace(r, ways=SETTINGS[setting][0], shots=SETTINGS[setting][1],
-                                    test_queries=recipe(r.learner, setting).test_queries)
+                                    test_queries=recipe(r.learner, setting).test_queries
+                                    if r.dataset == "omniglot" else r.test_queries)
         acc, ci = evaluate(learner, other, "test", test_episodes, args.seed + 2, args.data_dir)
         also_tested.append({"setting": setting, "accuracy": round(acc, 2), "ci95": round(ci, 2),
                             "test_episodes": test_episodes})
         print(f"  also {setting}: test {acc:.2f} ± {ci:.2f}%", flush=True)
     row = {
-        "learner": r.learner, "setting": args.setting, "iterations": iterations,
+        "learner": r.learner, "setting": args.setting, "dataset": r.dataset,
+        "image_size": r.image_size, "iterations": iterations,
         "episodes": iterations * r.meta_batch_size,
         "wall_time_s": round(time.perf_counter() - started, 1),
         "train_time_s": round(timer["train"], 1), "curve_eval_time_s": round(timer["eval"], 1),
         "test_time_s": round(test_time, 1), "hardware": hardware(),
         "accuracy": round(accuracy, 2), "ci95": round(ci95, 2),
         "test_episodes": test_episodes, "test_queries_per_class": r.test_queries,
-        "published": PUBLISHED[r.learner].get(args.setting), "command": command,
+        # No paper reports these learners on Tiny ImageNet's few-shot split.
+        "published": PUBLISHED[r.learner].get(args.setting) if r.dataset == "omniglot" else None,
+        "command": command,
         "recipe": dataclasses.asdict(r), "tensorflow": __import__("tensorflow").__version__,
         "also_tested": also_tested, "curve": curve,
     }
