@@ -184,14 +184,7 @@ def image_folder(
     if not isinstance(seed, int | np.integer) or isinstance(seed, bool):
         raise invalid_value("seed", "an integer", seed)
     check_choice("small_classes", small_classes, ("error", "skip"))
-    listing = list_images(path, subdir)
-    chosen = choose_classes(listing.classes, classes, split, fractions, split_seed, listing)
-    empty = sorted(set(chosen) & set(listing.empty))
-    if empty:
-        raise ValueError(
-            f"Invalid image folder {listing.path}: the class folders {empty} hold no image "
-            "(.jpg, .jpeg, .png, .bmp or .gif files)."
-        )
+    listing, chosen = _chosen_classes(path, subdir, classes, split, fractions, split_seed)
     # Every check reads the listing, so a bad argument fails before any image is decoded.
     counts = dict(zip(listing.classes, (len(files) for files in listing.files), strict=True))
     small = [name for name in chosen if counts[name] < shots + queries]
@@ -270,6 +263,15 @@ def image_folder_classes(
     array([600, 600, 600])
     """
     image_size = check_int_in_range("image_size", image_size)
+    listing, chosen = _chosen_classes(path, subdir, classes, split, fractions, split_seed)
+    data = _load(listing, image_size, cache_dir)
+    index = np.array([data.classes.index(name) for name in chosen], dtype=np.int64)
+    return ClassExamples(_shared_tensor(listing, image_size, data), data.offsets[index],
+                         data.sizes[index], scale=1.0 / 255.0)
+
+
+def _chosen_classes(path, subdir, classes, split, fractions, split_seed):
+    """The folder's listing and the chosen classes, none of them empty."""
     listing = list_images(path, subdir)
     chosen = choose_classes(listing.classes, classes, split, fractions, split_seed, listing)
     empty = sorted(set(chosen) & set(listing.empty))
@@ -278,10 +280,7 @@ def image_folder_classes(
             f"Invalid image folder {listing.path}: the class folders {empty} hold no image "
             "(.jpg, .jpeg, .png, .bmp or .gif files)."
         )
-    data = _load(listing, image_size, cache_dir)
-    index = np.array([data.classes.index(name) for name in chosen], dtype=np.int64)
-    return ClassExamples(_shared_tensor(listing, image_size, data), data.offsets[index],
-                         data.sizes[index], scale=1.0 / 255.0)
+    return listing, chosen
 
 
 def _shared_tensor(listing: ImageFolderListing, image_size: int,
