@@ -206,18 +206,17 @@ def image_folder(
     ways = check_int_in_range(
         "ways", ways, high=len(chosen), reason=f"the number of usable classes in {what}"
     )
-    data = _load(listing, image_size, cache_dir)
-    index = np.array([data.classes.index(name) for name in chosen], dtype=np.int64)
+    examples = _class_examples(listing, chosen, image_size, cache_dir)
     sampler = EpisodeSampler(
-        _shared_tensor(listing, image_size, data),
-        offsets=data.offsets[index],
-        sizes=data.sizes[index],
+        examples.examples,
+        offsets=examples.offsets,
+        sizes=examples.sizes,
         ways=ways,
         shots=shots,
         queries=queries,
         meta_batch_size=meta_batch_size,
         seed=int(seed),
-        scale=1.0 / 255.0,
+        scale=examples.scale,
     )
     return episode_dataset(sampler, deterministic=deterministic)
 
@@ -264,10 +263,7 @@ def image_folder_classes(
     """
     image_size = check_int_in_range("image_size", image_size)
     listing, chosen = _chosen_classes(path, subdir, classes, split, fractions, split_seed)
-    data = _load(listing, image_size, cache_dir)
-    index = np.array([data.classes.index(name) for name in chosen], dtype=np.int64)
-    return ClassExamples(_shared_tensor(listing, image_size, data), data.offsets[index],
-                         data.sizes[index], scale=1.0 / 255.0)
+    return _class_examples(listing, chosen, image_size, cache_dir)
 
 
 def _chosen_classes(path, subdir, classes, split, fractions, split_seed):
@@ -283,14 +279,21 @@ def _chosen_classes(path, subdir, classes, split, fractions, split_seed):
     return listing, chosen
 
 
-def _shared_tensor(listing: ImageFolderListing, image_size: int,
-                   data: ImageFolderImages) -> tf.Tensor:
-    """The images as one tensor per (folder, size), shared by every sampler in a process."""
+def _class_examples(listing: ImageFolderListing, chosen: Sequence[str], image_size: int,
+                    cache_dir: PathLike | None) -> ClassExamples:
+    """The chosen classes' rows of the decoded images, as `ClassExamples`.
+
+    The images are one tensor per (folder, size), shared by every sampler and pre-training
+    stream of a process.
+    """
+    data = _load(listing, image_size, cache_dir)
+    index = np.array([data.classes.index(name) for name in chosen], dtype=np.int64)
     with _MEMORY_CACHE_LOCK:
         key = (listing.fingerprint, image_size)
         if key not in _TENSORS:
             _TENSORS[key] = tf.constant(data.images)
-        return _TENSORS[key]
+        examples = _TENSORS[key]
+    return ClassExamples(examples, data.offsets[index], data.sizes[index], scale=1.0 / 255.0)
 
 
 def choose_classes(
