@@ -143,7 +143,7 @@ class MetaLearner(keras.Model):
         self.compile(**config)
         if self.built:
             # Create the optimizer variables so that their saved values load.
-            self.optimizer.build(self.trainable_variables)
+            self._build_optimizer()
 
     def train_step(self, data):
         x, y, sample_weight = data_adapters.data_adapter_utils.unpack_x_y_sample_weight(data)
