@@ -114,17 +114,22 @@ class Recipe:
         channels = 1 if self.dataset == "omniglot" else 3
         return (self.image_size, self.image_size, channels)
 
+    @property
+    def data_options(self) -> dict:
+        """The dataset's registry options for this recipe (episodes and batches alike)."""
+        options = {"image_size": self.image_size}
+        if self.dataset == "omniglot":
+            options["scheme"] = self.scheme
+        return options
+
     def episodes(self, split: str, ways: int, shots: int, queries: int, meta_batch_size: int,
                  seed: int, data_dir):
         """The dataset's episodes through the registry, with this recipe's options."""
         import tfmeta
 
-        options = {"image_size": self.image_size}
-        if self.dataset == "omniglot":
-            options["scheme"] = self.scheme
         return tfmeta.data.get_dataset(self.dataset).episodes(
             split, ways=ways, shots=shots, queries=queries, meta_batch_size=meta_batch_size,
-            seed=seed, data_dir=data_dir, **options)
+            seed=seed, data_dir=data_dir, **self.data_options)
 
 
 def recipe(learner: str, setting: str, inner_lr: float | None = None) -> Recipe:
@@ -179,7 +184,8 @@ def tiny_imagenet_recipe(learner: str, setting: str, image_size: int = 32,
       5 inner steps of 0.01 (10 at test), meta-batch 4 (1-shot) or 2 (5-shot).
     - reptile: supervised-reptile's mini-ImageNet commands: conv4-32, 15 training shots,
       inner Adam (beta1=0, 1e-3, state carried) for 8 steps on batches of 10, meta-batch 5,
-      outer step 1 annealed to 0, 50 inner steps at test on batches of 5 (1-shot) / 15.
+      outer step 1 annealed to 0, 50 inner steps at test on the same cyclic batches of 10
+      (its code evaluates on batches of 5 for 1-shot and 15 for 5-shot).
     - mamlpp: Antoniou et al.'s mini-ImageNet set-up: conv4-48, meta-batch 2, 5 inner steps
       (learned per-step rates from 0.01), per-step batch norm, multi-step loss, cosine Adam.
     - baseline / baselinepp / metabaseline: Chen et al. (2019): conv4-64 pre-trained on the
@@ -446,10 +452,8 @@ def main(argv=None) -> dict:
         keras.config.set_dtype_policy(args.policy)
     learner = build_learner(r, iterations, spe)
     if r.learner in PRETRAINED:
-        options = {"scheme": r.scheme} if r.dataset == "omniglot" else {}
         train = tfmeta.data.batches(r.dataset, "train", batch_size=r.meta_batch_size,
-                                    seed=args.seed, data_dir=args.data_dir,
-                                    image_size=r.image_size, **options)
+                                    seed=args.seed, data_dir=args.data_dir, **r.data_options)
     else:
         train = r.episodes("train", r.train_ways, r.train_shots, r.train_queries,
                            r.meta_batch_size, args.seed, args.data_dir).prefetch(2)
