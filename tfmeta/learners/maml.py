@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfmeta.data.arguments import check_bool
-from tfmeta.learners.gradient_learner import GradientLearner
+from tfmeta.learners.gradient_learner import GradientLearner, loss_is_mean_over_tasks
 
 
 @keras.saving.register_keras_serializable(package="tfmeta")
@@ -135,16 +135,15 @@ class MAML(GradientLearner):
         if self.first_order_steps is not None:
             first_order = self.optimizer.iterations < self.first_order_steps
         every_step = self.multi_step_loss_steps is not None
+        if loss_is_mean_over_tasks(self._compile_loss):
+            return self._task_map_meta_gradients(inputs, query_y, sample_weight, first_order,
+                                                 every_step)
         with tf.GradientTape() as tape:
             y_pred, _, updated, *final_state = self.adapt_and_predict(
                 inputs, self.inner_steps, first_order=first_order, training=True,
                 every_step=every_step, return_inner_state=True,
             )
-            if every_step:
-                loss, y_pred = self._multi_step_loss(inputs, query_y, y_pred, sample_weight)
-            else:
-                loss = self._compute_loss(x=inputs, y=query_y, y_pred=y_pred,
-                                          sample_weight=sample_weight, training=True)
+            loss, y_pred = self._meta_loss(inputs, query_y, y_pred, sample_weight, every_step)
             scaled_loss = self.optimizer.scale_loss(loss)
         # Zeros for weights the loss does not use (e.g. batch norm's own gamma and beta
         # under per-step batch norm), made here: the tape cannot make them for Keras
@@ -154,6 +153,34 @@ class MAML(GradientLearner):
                      for variable, gradient in zip(self.trainable_variables, gradients)]
         self._store_task_means(updated, *final_state)
         return loss, y_pred, gradients
+
+    def _task_map_meta_gradients(self, inputs, query_y, sample_weight, first_order,
+                                 every_step):
+        """`compute_meta_gradients` with each task differentiated inside the task map.
+
+        The same loss and gradients (the compiled loss of a meta-batch is the mean of its
+        tasks'; see `adapt_and_differentiate`), without a backward pass through the loop
+        that runs large meta-batches.
+        """
+        def task_loss(episode, query_y, y_pred, sample_weight):
+            return self._meta_loss(episode, query_y, y_pred, sample_weight, every_step)[0]
+
+        y_pred, _, updated, final_state, losses, gradients = self.adapt_and_differentiate(
+            inputs, query_y, sample_weight, self.inner_steps, first_order, every_step,
+            task_loss)
+        if every_step:
+            y_pred = y_pred[:, -1]
+        self._store_task_means(updated, final_state)
+        return (tf.reduce_mean(losses, axis=0),
+                y_pred, [tf.reduce_mean(gradient, axis=0) for gradient in gradients])
+
+    def _meta_loss(self, inputs, query_y, y_pred, sample_weight, every_step):
+        """The meta-batch's query loss and last-step predictions (MAML++'s sum over steps)."""
+        if every_step:
+            return self._multi_step_loss(inputs, query_y, y_pred, sample_weight)
+        loss = self._compute_loss(x=inputs, y=query_y, y_pred=y_pred,
+                                  sample_weight=sample_weight, training=True)
+        return loss, y_pred
 
     def _multi_step_loss(self, inputs, query_y, y_pred, sample_weight):
         """MAML++'s weighted sum of the per-step query losses, and the last predictions."""
