@@ -19,6 +19,10 @@ ratio of the best windows (as `timeit` reports the best run): on the shared
 (a whole window at under a tenth of the usual rate, with the usual CPU time
 per task), which the best windows ignore.
 
+`--cpu_threads=task_parallel` runs every op on one thread and the tasks of a meta-batch
+in parallel, as `tfmeta-train` does for MAML, first-order MAML and Reptile on CPU (the
+peer keeps PyTorch's defaults, its best on these workloads).
+
 Example:
     .venv/bin/python benchmarks/throughput.py --torch
     .venv/bin/python benchmarks/throughput.py --workloads=maml,protonet --xla --seconds=10
@@ -61,6 +65,12 @@ def parse_args(argv=None):
     parser.add_argument("--keras_bn", action="store_true",
                         help="also run conv4 built with keras.layers.BatchNormalization (a "
                         "user's plain Keras model), fused by the learner and unfused")
+    parser.add_argument("--cpu_threads", default="tensorflow",
+                        choices=["tensorflow", "task_parallel"],
+                        help="tfmeta's CPU threads for the whole invocation: TensorFlow's "
+                             "defaults, or one thread per op with the tasks in parallel "
+                             "(tfmeta.distribute.use_task_parallel_threads; tfmeta-train's "
+                             "choice for MAML, FOMAML and Reptile)")
     parser.add_argument("--torch", action="store_true", help="run the PyTorch peer too")
     parser.add_argument("--torch_python", default=default_torch_python(),
                         help="a Python with torch==2.13.0 (a separate venv, never a tfmeta "
@@ -147,6 +157,10 @@ def main(argv=None):
     unknown = [n for n in names if n not in WORKLOADS]
     if unknown:
         raise SystemExit(f"unknown workloads {unknown}; expected names among {sorted(WORKLOADS)}")
+    if args.cpu_threads == "task_parallel":
+        from tfmeta.distribute import use_task_parallel_threads
+
+        use_task_parallel_threads()
     # (label, jit_compile, dtype policy, extra build_learner arguments)
     variants = []
     if not args.no_plain:
@@ -163,7 +177,7 @@ def main(argv=None):
         variants.append(("tfmeta-kerasbn", False, None, {"keras_batch_norm": True}))
         variants.append(("tfmeta-kerasbn-unfused", False, None,
                          {"keras_batch_norm": True, "fuse_batch_norm": False}))
-    print(f"# {machine_description()} mode={args.mode} "
+    print(f"# {machine_description()} cpu_threads={args.cpu_threads} mode={args.mode} "
           f"steps_per_execution={args.steps_per_execution} seconds={args.seconds}", flush=True)
     for name in names:
         workload = WORKLOADS[name]

@@ -7,6 +7,7 @@ meta-batch.
 """
 
 from tfmeta.distribute.backup_and_restore import BackupAndRestore
+from tfmeta.distribute.cpu_threads import use_task_parallel_threads
 from tfmeta.distribute.replicas import (
     first_local_replica,
     in_multi_worker_mode,
@@ -38,4 +39,5 @@ __all__ = [
     "replica_mean",
     "strategy_from_name",
     "sync_replica_variables",
+    "use_task_parallel_threads",
 ]
