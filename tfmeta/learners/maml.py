@@ -30,6 +30,11 @@ class MAML(GradientLearner):
     options too; the cosine annealing of its meta learning rate is a Keras schedule
     (`keras.optimizers.schedules.CosineDecay`, `tfmeta-train --lr_decay=cosine`).
 
+    Speed: with Keras' own losses (the mean over query examples), each task's
+    meta-gradient is taken where the task runs and the gradients are averaged, which is the
+    same meta-gradient without a backward pass through the map over tasks; any other loss
+    is differentiated through that map. On CPU, see `GradientLearner` for threads.
+
     Batch norm: use `tfmeta.layers.BatchNormalization` (as `tfmeta.backbones.conv4`
     does). On TensorFlow, `keras.layers.BatchNormalization` has an exact first
     derivative but not an exact second one (its variance stops the gradient
