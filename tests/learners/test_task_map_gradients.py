@@ -113,3 +113,19 @@ def keras_compile_loss(loss):
     from keras.src.trainers.compile_utils import CompileLoss
 
     return CompileLoss(loss)
+
+
+def test_a_learner_with_its_own_compute_loss_is_differentiated_through_the_task_map():
+    class Penalised(tfmeta.MAML):
+        def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+            loss = super().compute_loss(x, y, y_pred, sample_weight, training)
+            return loss + tf.math.reduce_variance(tf.reduce_mean(y_pred, axis=[1, 2]))
+
+    model = tfmeta.backbones.conv4((16, 16, 1), filters=4, num_classes=3)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    learner = Penalised(model, inner_steps=1, inner_learning_rate=0.3)
+    learner.compile(optimizer=keras.optimizers.SGD(1.0), loss=loss)
+    plain = tfmeta.MAML(model, inner_steps=1, inner_learning_rate=0.3)
+    plain.compile(optimizer=keras.optimizers.SGD(1.0), loss=loss)
+    assert plain._loss_is_mean_over_tasks()
+    assert not learner._loss_is_mean_over_tasks()

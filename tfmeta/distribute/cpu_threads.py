@@ -6,10 +6,10 @@ Reptile meta-batch are independent chains of small ops (a 5-image support set, a
 query set), so TensorFlow already runs several tasks at once; splitting each of their ops
 as well costs more in hand-offs than it gains. With one thread per op the tasks alone keep
 the cores busy. Measured on 2 cores (Intel Xeon, conv4, 5-way 1-shot Omniglot shapes,
-benchmarks/RESULTS.md): second-order MAML 22.5 -> 29.1 tasks/s at meta-batch 8 and 23.2
--> 29.3 at 32, first-order MAML 31.7 -> 35.4; `tfmeta-train` on Omniglot (MAML 5w1s,
-meta-batch 32) 487 -> 318 ms a step. ProtoNet, which embeds the whole meta-batch as one
-chain of large ops, needs the split: 29.7 -> 18.0 tasks/s with one thread per op.
+benchmarks/RESULTS.md): second-order MAML 22.5 -> 28.0-30.6 tasks/s at meta-batch 8 and
+23.2 -> 30.0 at 32, first-order MAML 31.7 -> 34.6-36.2; `tfmeta-train` on Omniglot (MAML
+5w1s, meta-batch 32) 487 -> 318 ms a step. ProtoNet, which embeds the whole meta-batch as
+one chain of large ops, needs the split: 24.1 -> 18.0 tasks/s with one thread per op.
 
 TensorFlow fixes its thread pools when it runs its first operation, so this is chosen
 once per process, before any model is built.

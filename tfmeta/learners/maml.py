@@ -140,7 +140,7 @@ class MAML(GradientLearner):
         if self.first_order_steps is not None:
             first_order = self.optimizer.iterations < self.first_order_steps
         every_step = self.multi_step_loss_steps is not None
-        if loss_is_mean_over_tasks(self._compile_loss):
+        if self._loss_is_mean_over_tasks():
             return self._task_map_meta_gradients(inputs, query_y, sample_weight, first_order,
                                                  every_step)
         with tf.GradientTape() as tape:
@@ -158,6 +158,15 @@ class MAML(GradientLearner):
                      for variable, gradient in zip(self.trainable_variables, gradients)]
         self._store_task_means(updated, *final_state)
         return loss, y_pred, gradients
+
+    def _loss_is_mean_over_tasks(self) -> bool:
+        """Whether the meta-batch's loss is the mean of its tasks' losses.
+
+        It is with Keras' own losses (`loss_is_mean_over_tasks`) and Keras' own
+        `compute_loss`, which a subclass may override to mix tasks.
+        """
+        return (type(self).compute_loss is keras.Model.compute_loss
+                and loss_is_mean_over_tasks(self._compile_loss))
 
     def _task_map_meta_gradients(self, inputs, query_y, sample_weight, first_order,
                                  every_step):
