@@ -94,3 +94,25 @@ def test_a_folder_without_a_model(tmp_path, capsys):
     error = capsys.readouterr().err
     assert error.startswith("tfmeta-evaluate: error: No trained model in")
     assert "learner.keras" in error and error.count("\n") == 1
+
+
+def test_the_learner_of_a_run_is_read_without_loading_it(sinusoid_run, tmp_path):
+    from tfmeta.cli.evaluation import trained_learner_name
+
+    assert trained_learner_name(sinusoid_run) == "maml"
+    assert trained_learner_name(tmp_path) is None
+
+
+def test_cpu_threads_choices(sinusoid_run, capsys):
+    import tensorflow as tf
+
+    run_in_process(evaluate, [f"--model_dir={sinusoid_run}", "--episodes=5",
+                              "--cpu_threads=tensorflow"])
+    assert capsys.readouterr().out.startswith("mse: ")
+    if tf.config.threading.get_intra_op_parallelism_threads() == 1:
+        return  # This process already runs one thread per op: nothing to refuse.
+    # TensorFlow has started in this process, with other pools: a clear one-line error.
+    with pytest.raises(SystemExit):
+        run_in_process(evaluate, [f"--model_dir={sinusoid_run}", "--cpu_threads=task_parallel"])
+    error = capsys.readouterr().err
+    assert "tfmeta-evaluate: error: Invalid value for argument `cpu_threads`" in error

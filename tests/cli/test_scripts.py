@@ -24,6 +24,13 @@ def test_an_unknown_flag_is_one_line_on_stderr():
     assert_one_line_error(result.stderr, "tfmeta-train", "Unknown command line flag 'bogus_flag'")
 
 
+def test_an_unknown_cpu_threads_choice_is_one_line_on_stderr():
+    for program in ("tfmeta-train", "tfmeta-evaluate"):
+        result = run_script(program, ["--model_dir=x", "--cpu_threads=fast"])
+        assert result.returncode == 2
+        assert_one_line_error(result.stderr, program, "--cpu_threads", "task_parallel")
+
+
 def test_training_killed_after_a_backup_resumes_and_finishes(tmp_path):
     model_dir = tmp_path / "run"
     argv = [

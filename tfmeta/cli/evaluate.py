@@ -21,7 +21,8 @@ from __future__ import annotations
 from absl import flags
 
 from tfmeta.cli import launcher, paths
-from tfmeta.cli.evaluation import evaluate, load_trained
+from tfmeta.cli.evaluation import evaluate, load_trained, trained_learner_name
+from tfmeta.distribute.cpu_threads import cpu_threads_for
 
 PROGRAM = "tfmeta-evaluate"
 SPLITS = ("train", "validation", "test")
@@ -52,6 +53,7 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> list[flags.Flag
         flags.DEFINE_integer("seed", 0, "Seed of the evaluation episodes.", **fv),
         flags.DEFINE_string("output", None, "Also write the result as JSON to this file.",
                             **fv),
+        launcher.define_cpu_threads_flag(flag_values),
     ]
     flags.mark_flag_as_required("model_dir", flag_values=flag_values)
     return holders
@@ -65,6 +67,8 @@ def main(argv: list[str], flag_values: flags.FlagValues = flags.FLAGS) -> None:
         if flag_values.output is not None:
             # Checked first: an unwritable --output must not cost a whole evaluation.
             paths.writable_file(flag_values.output, "output")
+        # Before TensorFlow runs an operation (loading the learner does).
+        cpu_threads_for(flag_values.cpu_threads, trained_learner_name(flag_values.model_dir))
         learner, experiment = load_trained(flag_values.model_dir)
         data_dir = flag_values.data_dir
         result = evaluate(

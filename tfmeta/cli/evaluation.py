@@ -76,6 +76,16 @@ class EvaluationResult:
             path, json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n")
 
 
+def trained_learner_name(model_dir: str | os.PathLike[str]) -> str | None:
+    """The `--learner` of the run in `model_dir` (from its experiment.json), or None.
+
+    Reads no TensorFlow state, so a command can choose its threads from it first.
+    """
+    if not (Path(model_dir) / EXPERIMENT_FILE).is_file():
+        return None  # load_trained says what is missing.
+    return Experiment.load(model_dir).learner
+
+
 def load_trained(model_dir: str | os.PathLike[str]) -> tuple[MetaLearner, Experiment]:
     """Loads `<model_dir>/learner.keras` and its `experiment.json`, compiled for evaluation.
 

@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterator, Sequence
 
 from absl import app, flags, logging
 
+from tfmeta.distribute.cpu_threads import CPU_THREAD_CHOICES
+
 DefineFlags = Callable[[flags.FlagValues], Sequence[flags.FlagHolder]]
 
 
@@ -91,3 +93,14 @@ def _describe(error: BaseException) -> str:
         # e.g. "[Errno 28] No space left on device: 'runs/x/learner.keras'"
         message = f"{type(error).__name__}: {message}"
     return message
+
+
+def define_cpu_threads_flag(flag_values: flags.FlagValues) -> flags.FlagHolder:
+    """Defines `--cpu_threads` (see `tfmeta.distribute.cpu_threads.cpu_threads_for`)."""
+    return flags.DEFINE_enum(
+        "cpu_threads", "auto", CPU_THREAD_CHOICES,
+        "CPU threads: task_parallel runs each op on one thread and the meta-batch's tasks in "
+        "parallel (MAML, FOMAML and Reptile: 1.3-1.5x faster on 2 cores); tensorflow keeps "
+        "TensorFlow's defaults (each op on every core); auto picks task_parallel for those "
+        "learners when no GPU is visible and TF_NUM_INTRAOP_THREADS is not set.",
+        flag_values=flag_values)

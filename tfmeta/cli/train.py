@@ -34,7 +34,7 @@ from tfmeta.cli.experiment import (
 )
 from tfmeta.cli.training import restored_epoch, train
 from tfmeta.distribute import STRATEGY_NAMES, strategy_from_name
-from tfmeta.distribute.cpu_threads import CPU_THREAD_CHOICES, cpu_threads_for
+from tfmeta.distribute.cpu_threads import cpu_threads_for
 
 PROGRAM = "tfmeta-train"
 _DEFAULTS = Experiment()
@@ -56,12 +56,7 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> list[flags.Flag
                           "default (one device), mirrored (every GPU of this machine), "
                           "multi_worker (the machines TF_CONFIG lists; run the same command "
                           "on each, with a --model_dir they all see).", **fv),
-        flags.DEFINE_enum("cpu_threads", "auto", CPU_THREAD_CHOICES, "CPU threads: "
-                          "task_parallel runs each op on one thread and the meta-batch's tasks "
-                          "in parallel (MAML, FOMAML and Reptile: 1.5x faster on 2 cores); "
-                          "tensorflow keeps TensorFlow's defaults (each op on every core); auto "
-                          "picks task_parallel for those learners when no GPU is visible and "
-                          "TF_NUM_INTRAOP_THREADS is not set.", **fv),
+        launcher.define_cpu_threads_flag(flag_values),
         # === Experiment ===
         flags.DEFINE_enum("dataset", d.dataset, data.list_datasets(), "Dataset, from the "
                           "registry (tfmeta.data.list_datasets()).", **fv),

@@ -62,7 +62,7 @@ def use_task_parallel_threads() -> bool:
     return True
 
 
-def cpu_threads_for(choice: str, learner: str) -> bool:
+def cpu_threads_for(choice: str, learner: str | None) -> bool:
     """Applies the command line's `--cpu_threads` choice for `learner`; True if task-parallel.
 
     `"auto"` makes MAML, first-order MAML and Reptile task-parallel on a machine without a
