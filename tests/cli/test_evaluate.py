@@ -96,11 +96,12 @@ def test_a_folder_without_a_model(tmp_path, capsys):
     assert "learner.keras" in error and error.count("\n") == 1
 
 
-def test_the_learner_of_a_run_is_read_without_loading_it(sinusoid_run, tmp_path):
-    from tfmeta.cli.evaluation import trained_learner_name
+def test_the_experiment_of_a_run_is_read_without_loading_the_learner(sinusoid_run, tmp_path):
+    from tfmeta.cli.evaluation import trained_experiment
 
-    assert trained_learner_name(sinusoid_run) == "maml"
-    assert trained_learner_name(tmp_path) is None
+    experiment = trained_experiment(sinusoid_run)
+    assert (experiment.learner, experiment.meta_batch_size) == ("maml", 2)
+    assert trained_experiment(tmp_path) is None
 
 
 def test_cpu_threads_choices(sinusoid_run, capsys):

@@ -8,7 +8,11 @@ import textwrap
 import pytest
 import tensorflow as tf
 
-from tfmeta.distribute.cpu_threads import cpu_threads_for, use_task_parallel_threads
+from tfmeta.distribute.cpu_threads import (
+    cpu_threads_for,
+    usable_cores,
+    use_task_parallel_threads,
+)
 
 TRAIN_A_MAML_STEP = """
     import numpy as np, keras, tfmeta, tensorflow as tf
@@ -44,19 +48,26 @@ def test_a_fresh_process_trains_maml_with_one_thread_per_op():
 
 
 def test_auto_makes_maml_task_parallel_unless_the_user_set_the_threads():
-    setup = ("from tfmeta.distribute.cpu_threads import cpu_threads_for; "
-             "chosen = cpu_threads_for('auto', 'maml')")
+    setup = ("from tfmeta.distribute.cpu_threads import cpu_threads_for, usable_cores; "
+             "chosen = cpu_threads_for('auto', 'maml', tasks=usable_cores())")
     assert run_python(setup) == "result True 1 True"
     # The variable rules at run time; TensorFlow's configuration stays unset (0).
     assert run_python(setup, env={"TF_NUM_INTRAOP_THREADS": "2"}) == "result False 0 True"
 
 
+def test_auto_leaves_maml_alone_with_fewer_tasks_than_cores():
+    setup = ("from tfmeta.distribute.cpu_threads import cpu_threads_for, usable_cores; "
+             "chosen = cpu_threads_for('auto', 'maml', tasks=usable_cores() - 1)")
+    assert run_python(setup) == "result False 0 True"
+
+
 def test_auto_and_tensorflow_leave_protonet_and_a_started_runtime_alone():
     tf.constant(1.0) + 1.0  # TensorFlow has started.
-    assert cpu_threads_for("auto", "protonet") is False
-    assert cpu_threads_for("tensorflow", "maml") is False
+    many = usable_cores()
+    assert cpu_threads_for("auto", "protonet", many) is False
+    assert cpu_threads_for("tensorflow", "maml", many) is False
     started_with_one = tf.config.threading.get_intra_op_parallelism_threads() == 1
-    assert cpu_threads_for("auto", "maml") is started_with_one
+    assert cpu_threads_for("auto", "maml", many) is started_with_one
 
 
 def test_too_late_is_a_clear_error():

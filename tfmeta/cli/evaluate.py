@@ -21,7 +21,7 @@ from __future__ import annotations
 from absl import flags
 
 from tfmeta.cli import launcher, paths
-from tfmeta.cli.evaluation import evaluate, load_trained, trained_learner_name
+from tfmeta.cli.evaluation import evaluate, load_trained, trained_experiment
 from tfmeta.distribute.cpu_threads import cpu_threads_for
 
 PROGRAM = "tfmeta-evaluate"
@@ -68,7 +68,9 @@ def main(argv: list[str], flag_values: flags.FlagValues = flags.FLAGS) -> None:
             # Checked first: an unwritable --output must not cost a whole evaluation.
             paths.writable_file(flag_values.output, "output")
         # Before TensorFlow runs an operation (loading the learner does).
-        cpu_threads_for(flag_values.cpu_threads, trained_learner_name(flag_values.model_dir))
+        trained = trained_experiment(flag_values.model_dir)
+        if trained is not None:
+            cpu_threads_for(flag_values.cpu_threads, trained.learner, trained.meta_batch_size)
         learner, experiment = load_trained(flag_values.model_dir)
         data_dir = flag_values.data_dir
         result = evaluate(

@@ -76,14 +76,14 @@ class EvaluationResult:
             path, json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n")
 
 
-def trained_learner_name(model_dir: str | os.PathLike[str]) -> str | None:
-    """The `--learner` of the run in `model_dir` (from its experiment.json), or None.
+def trained_experiment(model_dir: str | os.PathLike[str]) -> Experiment | None:
+    """The `Experiment` of the run in `model_dir` (its experiment.json), or None.
 
-    Reads no TensorFlow state, so a command can choose its threads from it first.
+    Runs no TensorFlow operation, so a command can choose its threads from it first.
     """
     if not (Path(model_dir) / EXPERIMENT_FILE).is_file():
         return None  # load_trained says what is missing.
-    return Experiment.load(model_dir).learner
+    return Experiment.load(model_dir)
 
 
 def load_trained(model_dir: str | os.PathLike[str]) -> tuple[MetaLearner, Experiment]:

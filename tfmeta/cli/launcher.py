@@ -102,5 +102,6 @@ def define_cpu_threads_flag(flag_values: flags.FlagValues) -> flags.FlagHolder:
         "CPU threads: task_parallel runs each op on one thread and the meta-batch's tasks in "
         "parallel (MAML, FOMAML and Reptile: 1.3-1.5x faster on 2 cores); tensorflow keeps "
         "TensorFlow's defaults (each op on every core); auto picks task_parallel for those "
-        "learners when no GPU is visible and TF_NUM_INTRAOP_THREADS is not set.",
+        "learners when no GPU is visible, the meta-batch has at least as many tasks as there "
+        "are cores, and TF_NUM_INTRAOP_THREADS is not set.",
         flag_values=flag_values)

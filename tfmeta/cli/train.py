@@ -181,7 +181,8 @@ def main(argv: list[str], flag_values: flags.FlagValues = flags.FLAGS) -> None:
         experiment = experiment_from_flags(flag_values)
         # Before TensorFlow runs an operation: its thread pools, and the multi-worker
         # strategy.
-        cpu_threads_for(flag_values.cpu_threads, experiment.learner)
+        cpu_threads_for(flag_values.cpu_threads, experiment.learner,
+                        experiment.meta_batch_size)
         strategy = strategy_from_name(flag_values.strategy)
         already_trained = restored_epoch(flag_values.model_dir) >= experiment.epochs
         train(experiment, flag_values.model_dir, data_dir=flag_values.data_dir,

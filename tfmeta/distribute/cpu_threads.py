@@ -62,12 +62,14 @@ def use_task_parallel_threads() -> bool:
     return True
 
 
-def cpu_threads_for(choice: str, learner: str | None) -> bool:
+def cpu_threads_for(choice: str, learner: str | None, tasks: int = 0) -> bool:
     """Applies the command line's `--cpu_threads` choice for `learner`; True if task-parallel.
 
     `"auto"` makes MAML, first-order MAML and Reptile task-parallel on a machine without a
-    GPU, unless `TF_NUM_INTRAOP_THREADS` is set (the user's choice) or TensorFlow has
-    already started (e.g. a command run inside a test): then it leaves the threads alone.
+    GPU when their meta-batch has at least as many `tasks` as the process has cores (fewer
+    tasks than cores would leave cores idle with one thread per op), unless
+    `TF_NUM_INTRAOP_THREADS` is set (the user's choice) or TensorFlow has already started
+    (e.g. a command run inside a test): then it leaves the threads alone.
     `"task_parallel"` insists (a `ValueError` if TensorFlow has already started with other
     pools), and `"tensorflow"` keeps TensorFlow's defaults.
     """
@@ -83,10 +85,19 @@ def cpu_threads_for(choice: str, learner: str | None) -> bool:
             return use_task_parallel_threads()
         except RuntimeError as error:
             raise ValueError(f"Invalid value for argument `cpu_threads`: {error}") from error
-    if learner not in TASK_PARALLEL_LEARNERS or "TF_NUM_INTRAOP_THREADS" in os.environ:
+    if (learner not in TASK_PARALLEL_LEARNERS or tasks < usable_cores()
+            or "TF_NUM_INTRAOP_THREADS" in os.environ):
         return False
     try:
         return use_task_parallel_threads()
     except RuntimeError:
         return False
 
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity, e.g. a container's share)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # Not on Linux.
+        return os.cpu_count() or 1
