@@ -3,7 +3,8 @@
 Build and compile a learner inside `strategy_from_name(...).scope()` and call
 `fit` as usual: each meta-batch is split across the replicas and the
 meta-gradients are all-reduced, giving one device's update on the whole
-meta-batch.
+meta-batch. On one CPU, `use_task_parallel_threads()` spreads a gradient
+learner's tasks over the cores instead of splitting every op across them.
 """
 
 from tfmeta.distribute.backup_and_restore import BackupAndRestore
