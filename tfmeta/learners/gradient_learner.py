@@ -632,10 +632,8 @@ class GradientLearner(MetaLearner):
         support_x, support_y, query_x = unpack_episode(inputs, model=self.model)
         weights, task, signature = self._task_function(steps, first_order, True, every_step,
                                                        return_inner_state=True)
-        carries_state = self.carried_inner_state is not None
         variables = self.trainable_variables
         position = {id(v): i for i, v in enumerate(self.model.trainable_variables)}
-        weighted = sample_weight is not None
 
         def differentiated(support_x, support_y, query_x, query_y, *sample_weight):
             # In-map copies of the meta-parameters, which the tape can watch.
@@ -655,11 +653,13 @@ class GradientLearner(MetaLearner):
             return (*outputs, loss, gradients)
 
         signature += (tf.as_dtype(self._compile_loss.dtype), [v.dtype for v in variables])
-        tensors = (support_x, support_y, query_x, query_y) + ((sample_weight,) if weighted else ())
-        outputs = map_tasks(differentiated, tensors, signature, self.task_batching)
-        predictions, fast, updated, *rest = outputs
-        state = rest[0] if carries_state else None
-        return predictions, fast, updated, state, rest[-2], rest[-1]
+        tensors = (support_x, support_y, query_x, query_y)
+        if sample_weight is not None:
+            tensors += (sample_weight,)
+        *per_task, losses, gradients = map_tasks(differentiated, tensors, signature,
+                                                 self.task_batching)
+        predictions, fast, updated, *state = per_task  # The state only when carried.
+        return predictions, fast, updated, (state[0] if state else None), losses, gradients
 
     def _task_function(self, steps, first_order, training, every_step, return_inner_state):
         """`(weights, task, signature)`: one task's adaptation and predictions.
