@@ -115,7 +115,7 @@ def test_conv4_on_rgb(size, features):
     assert encoder.output_shape == (None, features)
     assert encoder(tf.zeros([2, size, size, 3])).shape == (2, features)
     # Only the first convolution sees the three channels.
-    assert encoder.get_layer("block0_conv").kernel.shape == (3, 3, 3, 64)
+    assert encoder.get_layer("block0_conv_bn").conv.kernel.shape == (3, 3, 3, 64)
 
 
 @pytest.mark.parametrize("backbone", [tfmeta.backbones.conv4, tfmeta.backbones.resnet12])

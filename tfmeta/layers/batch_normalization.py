@@ -157,9 +157,13 @@ class BatchNormalization(keras.layers.Layer):
             variance = tf.reduce_mean(tf.square(x - mean), axis=axes)
             outputs = (x - mean) * tf.math.rsqrt(variance + self.epsilon) * gamma + beta
             outputs = tf.cast(outputs, output_dtype)
+        self._move_statistics(mean, variance)
+        return outputs
+
+    def _move_statistics(self, mean, variance):
+        """Moves the moving statistics towards a batch's `mean` and (biased) `variance`."""
         self._move(self.moving_mean, mean)
         self._move(self.moving_variance, variance)
-        return outputs
 
     def _move(self, variable, batch_value):
         batch_value = tf.cast(tf.stop_gradient(batch_value), variable.dtype)
