@@ -104,12 +104,15 @@ class ConvBatchNormalization(keras.layers.Layer):
         padding = conv.padding.upper()
         # Every output position is `patch @ W + b`: the output's statistics are those
         # of the patches, mapped through the kernel.
-        patches = tf.image.extract_patches(
-            tf.cast(inputs, stats_dtype), sizes=[1, kernel_height, kernel_width, 1],
-            strides=[1, 1, 1, 1], rates=[1, 1, 1, 1], padding=padding)
-        patches = tf.reshape(patches, [-1, patches.shape[-1]])
         kernel = tf.cast(conv.kernel, stats_dtype)
-        weights = tf.reshape(kernel, [-1, kernel.shape[-1]])  # rows in (row, column, channel)
+        patch_size = kernel_height * kernel_width * kernel.shape[2]
+        # The patches, gathered by a convolution with one-hot filters (several times faster
+        # on CPU than tf.image.extract_patches); rows in (row, column, channel) order.
+        one_hot = tf.reshape(tf.eye(patch_size, dtype=stats_dtype), [*kernel.shape[:3], -1])
+        patches = tf.nn.conv2d(tf.cast(inputs, stats_dtype), one_hot, strides=1,
+                               padding=padding)
+        patches = tf.reshape(patches, [-1, patch_size])
+        weights = tf.reshape(kernel, [patch_size, -1])
         patch_mean = tf.reduce_mean(patches, axis=0)
         centred = patches - patch_mean
         covariance = tf.matmul(centred, centred, transpose_a=True) / tf.cast(
