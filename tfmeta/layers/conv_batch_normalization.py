@@ -127,9 +127,17 @@ class ConvBatchNormalization(keras.layers.Layer):
             # Batch norm removes the bias: its gradient is zero, and stays a zero tensor
             # (not None) for optimizers and inner loops.
             offset += 0.0 * tf.cast(conv.bias, stats_dtype)
-        outputs = tf.nn.conv2d(inputs, tf.cast(kernel * scale, inputs.dtype), strides=1,
-                               padding=padding)
-        outputs = tf.nn.bias_add(outputs, tf.cast(offset, inputs.dtype))
+        # The offset is the weight of an extra input channel of ones at the kernel's centre
+        # tap, which never reads padding: a bias add here would make TensorFlow's filter
+        # gradient compute the bias gradient too, which took 2.6x as long on 2 CPU threads.
+        centre_tap = tf.reshape(
+            tf.one_hot((kernel_height - 1) // 2 * kernel_width + (kernel_width - 1) // 2,
+                       kernel_height * kernel_width, dtype=stats_dtype),
+            [kernel_height, kernel_width, 1, 1])
+        folded_kernel = tf.concat([kernel * scale, centre_tap * offset], axis=2)
+        ones = tf.ones_like(inputs[..., :1])
+        outputs = tf.nn.conv2d(tf.concat([inputs, ones], axis=-1),
+                               tf.cast(folded_kernel, inputs.dtype), strides=1, padding=padding)
         mean = centre + tf.cast(conv.bias, stats_dtype) if conv.use_bias else centre
         batch_norm._move_statistics(mean, variance)
         return outputs
