@@ -50,6 +50,7 @@ def derivatives(forward, layer, x):
 
 @pytest.mark.parametrize("channels_in,kernel_size,padding,use_bias", [
     (1, 3, "same", True), (3, 3, "same", False), (3, 3, "valid", True), (2, 1, "same", True),
+    (3, 2, "same", True), (1, 5, "same", False),  # Even kernels pad after; 5x5 taps 25 values.
 ])
 def test_folded_training_pass_equals_conv_then_batch_norm(channels_in, kernel_size, padding,
                                                           use_bias):
