@@ -32,7 +32,7 @@ def conv4(
     or RGB input) is one `tfmeta.layers.ConvBatchNormalization` layer,
     `block0_conv_bn`, holding `block0_conv` and `block0_bn`: in training its
     batch norm folds into the convolution (the same function and derivatives,
-    about 10% less CPU time per MAML or ProtoNet task on Omniglot shapes).
+    13-21% less CPU time per MAML or ProtoNet task on Omniglot shapes).
 
     Args:
         input_shape: shape of one example, `(height, width, channels)`: greyscale or RGB,

@@ -16,13 +16,13 @@ class ConvBatchNormalization(keras.layers.Layer):
     The output is `batch_norm(conv(x), training)`, exactly. In training, batch
     norm needs the mean and variance of every output channel over the batch; when
     a patch of the input is small (at most 27 values: a 3x3 kernel on greyscale or
-    RGB images, as in the first layer of conv4 and ResNet-12), they come from the
+    RGB images, as in the first layer of most image backbones), they come from the
     mean and covariance of the input's patches instead
     (`mean = mu @ W + b`, `variance = diag(W^T C W)`), and the normalisation is
-    folded into the convolution's kernel and bias. The layer then makes one pass
+    folded into the convolution's kernel and offset. The layer then makes one pass
     over its large output where the separate layers make several (the batch norm's
-    statistics, normalisation and gradient), which made conv4 training on
-    Omniglot-shaped episodes faster on CPU (`benchmarks/throughput.py`). Its
+    statistics, normalisation and gradient): on Omniglot-shaped episodes, conv4 MAML
+    and ProtoNet took 13-21% less CPU time per task (`benchmarks/throughput.py`). Its
     derivatives of every order are those of the separate layers; the statistics
     move as `batch_norm`'s own rule says. Outside training, and whenever the fold
     does not apply (other strides, dilation, groups, an activation in `conv`, or
