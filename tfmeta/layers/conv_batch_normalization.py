@@ -100,26 +100,8 @@ class ConvBatchNormalization(keras.layers.Layer):
     def _folded(self, inputs):
         conv, batch_norm = self.conv, self.batch_norm
         stats_dtype = tf.float64 if inputs.dtype == tf.float64 else tf.float32
-        kernel_height, kernel_width = conv.kernel_size
-        padding = conv.padding.upper()
-        # Every output position is `patch @ W + b`: the output's statistics are those
-        # of the patches, mapped through the kernel.
         kernel = tf.cast(conv.kernel, stats_dtype)
-        patch_size = kernel_height * kernel_width * kernel.shape[2]
-        # The patches, gathered by a convolution with one-hot filters (several times faster
-        # on CPU than tf.image.extract_patches); rows in (row, column, channel) order.
-        one_hot = tf.reshape(tf.eye(patch_size, dtype=stats_dtype), [*kernel.shape[:3], -1])
-        patches = tf.nn.conv2d(tf.cast(inputs, stats_dtype), one_hot, strides=1,
-                               padding=padding)
-        patches = tf.reshape(patches, [-1, patch_size])
-        weights = tf.reshape(kernel, [patch_size, -1])
-        patch_mean = tf.reduce_mean(patches, axis=0)
-        centred = patches - patch_mean
-        covariance = tf.matmul(centred, centred, transpose_a=True) / tf.cast(
-            tf.shape(patches)[0], stats_dtype)
-        # The output's mean without the bias, which the normalisation removes again.
-        centre = tf.linalg.matvec(weights, patch_mean, transpose_a=True)
-        variance = tf.reduce_sum(weights * tf.matmul(covariance, weights), axis=0)
+        centre, variance = self._output_statistics(inputs, kernel)
         gamma, beta = batch_norm._scale_and_offset(stats_dtype)
         scale = gamma * tf.math.rsqrt(variance + batch_norm.epsilon)
         offset = beta - centre * scale
@@ -130,6 +112,7 @@ class ConvBatchNormalization(keras.layers.Layer):
         # The offset is the weight of an extra input channel of ones at the kernel's centre
         # tap, which never reads padding: a bias add here would make TensorFlow's filter
         # gradient compute the bias gradient too, which took 2.6x as long on 2 CPU threads.
+        kernel_height, kernel_width = conv.kernel_size
         centre_tap = tf.reshape(
             tf.one_hot((kernel_height - 1) // 2 * kernel_width + (kernel_width - 1) // 2,
                        kernel_height * kernel_width, dtype=stats_dtype),
@@ -137,10 +120,33 @@ class ConvBatchNormalization(keras.layers.Layer):
         folded_kernel = tf.concat([kernel * scale, centre_tap * offset], axis=2)
         ones = tf.ones_like(inputs[..., :1])
         outputs = tf.nn.conv2d(tf.concat([inputs, ones], axis=-1),
-                               tf.cast(folded_kernel, inputs.dtype), strides=1, padding=padding)
+                               tf.cast(folded_kernel, inputs.dtype), strides=1,
+                               padding=conv.padding.upper())
         mean = centre + tf.cast(conv.bias, stats_dtype) if conv.use_bias else centre
         batch_norm._move_statistics(mean, variance)
         return outputs
+
+    def _output_statistics(self, inputs, kernel):
+        """The convolution's batch mean without its bias, and its biased batch variance.
+
+        Every output position is `patch @ W + b`, so these are the mean and covariance of
+        the input's patches mapped through the kernel.
+        """
+        patch_size = kernel.shape[0] * kernel.shape[1] * kernel.shape[2]
+        # The patches, gathered by a convolution with one-hot filters (several times faster
+        # on CPU than tf.image.extract_patches); rows in (row, column, channel) order.
+        one_hot = tf.reshape(tf.eye(patch_size, dtype=kernel.dtype), [*kernel.shape[:3], -1])
+        patches = tf.nn.conv2d(tf.cast(inputs, kernel.dtype), one_hot, strides=1,
+                               padding=self.conv.padding.upper())
+        patches = tf.reshape(patches, [-1, patch_size])
+        weights = tf.reshape(kernel, [patch_size, -1])
+        patch_mean = tf.reduce_mean(patches, axis=0)
+        centred = patches - patch_mean
+        covariance = tf.matmul(centred, centred, transpose_a=True) / tf.cast(
+            tf.shape(patches)[0], kernel.dtype)
+        centre = tf.linalg.matvec(weights, patch_mean, transpose_a=True)
+        variance = tf.reduce_sum(weights * tf.matmul(covariance, weights), axis=0)
+        return centre, variance
 
     def get_config(self):
         return {
