@@ -94,7 +94,6 @@ def cpu_threads_for(choice: str, learner: str | None, tasks: int = 0) -> bool:
         return False
 
 
-
 def usable_cores() -> int:
     """The CPU cores this process may run on (its affinity, e.g. a container's share)."""
     try:
