@@ -21,8 +21,8 @@ import time
 from tfmeta import data
 from tfmeta.data import load_omniglot, omniglot
 
-omniglot_module = importlib.import_module("tfmeta.data.omniglot")
-image_folder_module = importlib.import_module("tfmeta.data.image_folder")
+omniglot_module = importlib.import_module("tfmeta.data.omniglot.omniglot")
+image_folder_module = importlib.import_module("tfmeta.data.images.image_folder")
 
 CONFIGS = (  # (ways, shots, queries)
     (5, 1, 15),

@@ -225,7 +225,7 @@ def test_missing_data_leaves_no_model_dir_behind(tmp_path, capsys, monkeypatch):
     def offline(split):
         raise ConnectionError("no network (test)")
 
-    monkeypatch.setattr("tfmeta.data.omniglot_source._tfds_examples", offline)
+    monkeypatch.setattr("tfmeta.data.omniglot.source._tfds_examples", offline)
     (tmp_path / "empty").mkdir()
     assert fails(train, [f"--model_dir={tmp_path / 'run'}", "--dataset=omniglot",
                          f"--data_dir={tmp_path / 'empty'}"]) == 1

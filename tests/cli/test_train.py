@@ -78,7 +78,7 @@ def test_shots_the_data_cannot_supply(tmp_path, capsys):
 
 
 def test_missing_data_names_the_folder_and_the_variable(tmp_path, capsys, monkeypatch):
-    from tfmeta.data import omniglot_source
+    from tfmeta.data.omniglot import source as omniglot_source
 
     def offline(split):
         raise ConnectionError("no network (test)")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from fake_omniglot import write_fake_omniglot
 
-omniglot_source = importlib.import_module("tfmeta.data.omniglot_source")
+omniglot_source = importlib.import_module("tfmeta.data.omniglot.source")
 
 
 @pytest.fixture(autouse=True)

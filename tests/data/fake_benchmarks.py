@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from tfmeta.data.benchmark_splits import SPLITS, cifar100_classes, split_classes
+from tfmeta.data.benchmarks.benchmark_splits import SPLITS, cifar100_classes, split_classes
 
 
 def mini_imagenet_wnids() -> list[str]:

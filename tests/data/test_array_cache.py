@@ -11,7 +11,7 @@ from fake_omniglot import FAKE_SIZE
 
 from tfmeta.data import array_cache, load_omniglot
 
-omniglot_module = importlib.import_module("tfmeta.data.omniglot")
+omniglot_module = importlib.import_module("tfmeta.data.omniglot.omniglot")
 
 
 def test_an_entry_round_trips_with_its_key(tmp_path):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tfmeta import data
-from tfmeta.data.omniglot import split_examples
+from tfmeta.data.omniglot.omniglot import split_examples
 
 
 def test_one_pass_visits_every_example_once_with_its_class(fake_root):

@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from tfmeta.data import checksums
-from tfmeta.data.omniglot_splits import split_classes
+from tfmeta.data.omniglot.splits import split_classes
 
 
 def write_sums(folder, names):

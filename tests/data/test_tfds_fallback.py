@@ -6,7 +6,7 @@ import pytest
 
 from tfmeta.data import load_omniglot, tfds_fallback
 
-omniglot_source = __import__("tfmeta.data.omniglot_source", fromlist=["_"])
+omniglot_source = __import__("tfmeta.data.omniglot.source", fromlist=["_"])
 
 
 def test_without_what_tfds_needs_no_download_starts(tmp_path, monkeypatch, capsys):

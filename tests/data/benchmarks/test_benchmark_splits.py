@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from tfmeta.data import benchmark_classes
-from tfmeta.data.benchmark_splits import SPLITS, cifar100_classes, read_class_list
+from tfmeta.data.benchmarks.benchmark_splits import SPLITS, cifar100_classes, read_class_list
 
 COUNTS = {
     "mini_imagenet": (64, 16, 20),
@@ -59,14 +59,14 @@ def test_cub_split_follows_hilliard_rule():
 
 
 def test_every_list_cites_its_source_and_ships_as_package_data():
-    folder = resources.files("tfmeta.data") / "class_lists"
+    folder = resources.files("tfmeta.data.benchmarks") / "class_lists"
     assert (folder / "README.md").is_file()
     for dataset in (*COUNTS, "cifar100"):
         for file in (folder / dataset).iterdir():
             header = file.read_text().splitlines()[:4]
             assert any("Source" in line or "assembled from" in line for line in header), file
             assert any("MIT licence" in line for line in header), file
-    setup = (Path(__file__).parents[2] / "setup.cfg").read_text()
+    setup = (Path(__file__).parents[3] / "setup.cfg").read_text()
     assert "class_lists/*/*.txt" in setup
 
 

@@ -9,9 +9,9 @@ import tensorflow_datasets as tfds
 from fake_benchmarks import check_episodes, prepare_fake_cifar100
 
 from tfmeta import data
-from tfmeta.data import tfds_source
-from tfmeta.data.benchmark_splits import cifar100_classes
-from tfmeta.data.cifar100_source import fine_label_names
+from tfmeta.data.benchmarks import tfds_source
+from tfmeta.data.benchmarks.benchmark_splits import cifar100_classes
+from tfmeta.data.benchmarks.cifar100_source import fine_label_names
 
 FINE = [name for _, name in cifar100_classes()]
 IMAGES_PER_CLASS = 5  # 3 training + 2 test images

@@ -6,7 +6,7 @@ import os
 
 import tensorflow as tf
 
-from tfmeta.data.cifar100_source import cifar100_episodes
+from tfmeta.data.benchmarks.cifar100_source import cifar100_episodes
 from tfmeta.data.registry import DatasetSpec, register
 
 PathLike = str | os.PathLike[str]
@@ -28,9 +28,9 @@ def cifar_fs(
     """Endless N-way K-shot episodes of CIFAR-FS.
 
     CIFAR-100's 60,000 images (training and test pooled, 600 per class) split by class into
-    64 / 16 / 20 classes (the lists are in `tfmeta/data/class_lists/cifar_fs/`). Each element
-    is `(inputs, query_y)`: `inputs["support_x"]` `[B, N*K, H, H, 3]` float32 RGB in [0, 1]
-    (pixel / 255), `inputs["support_y"]` `[B, N*K]` int32 in `0..N-1`, `inputs["query_x"]`
+    64 / 16 / 20 classes (the lists are in `tfmeta/data/benchmarks/class_lists/cifar_fs/`).
+    Each element is `(inputs, query_y)`: `inputs["support_x"]` `[B, N*K, H, H, 3]` float32 RGB in
+    [0, 1] (pixel / 255), `inputs["support_y"]` `[B, N*K]` int32 in `0..N-1`, `inputs["query_x"]`
     `[B, N*Q, H, H, 3]`, `query_y` `[B, N*Q]` int32, `H = image_size`.
 
     CIFAR-100 comes from TensorFlow Datasets ("cifar100"): from

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from tfmeta.data.benchmark_splits import check_split
-from tfmeta.data.class_episodes import check_episode_arguments, class_episodes
+from tfmeta.data.benchmarks.benchmark_splits import check_split
+from tfmeta.data.benchmarks.class_episodes import check_episode_arguments, class_episodes
+from tfmeta.data.benchmarks.mini_imagenet_builder import MiniImagenet, find_images, wnids
+from tfmeta.data.benchmarks.tfds_source import load_images, prepared_builder, tfds_data_dir
 from tfmeta.data.data_dir import DATA_DIR_ENV, resolve_data_dir
-from tfmeta.data.mini_imagenet_builder import MiniImagenet, find_images, wnids
 from tfmeta.data.registry import DatasetSpec, register
-from tfmeta.data.tfds_source import load_images, prepared_builder, tfds_data_dir
 
 FOLDER = "mini_imagenet"
 
@@ -92,7 +92,7 @@ def mini_imagenet(
     RGB in [0, 1] (pixel / 255), `inputs["support_y"]` `[B, N*K]` int32 labels in `0..N-1`,
     `inputs["query_x"]` `[B, N*Q, H, H, 3]` and `query_y` `[B, N*Q]` int32, with
     `H = image_size`. The splits have 64 / 16 / 20 classes of 600 images (the class lists
-    are in `tfmeta/data/class_lists/mini_imagenet/`). Episodes depend only on `seed`.
+    are in `tfmeta/data/benchmarks/class_lists/mini_imagenet/`). Episodes depend only on `seed`.
 
     Args:
         split: "train", "validation" (alias "val") or "test".

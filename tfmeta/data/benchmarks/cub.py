@@ -12,10 +12,10 @@ import os
 
 import tensorflow as tf
 
-from tfmeta.data.benchmark_splits import check_split, split_classes
-from tfmeta.data.class_episodes import check_episode_arguments, class_episodes
+from tfmeta.data.benchmarks.benchmark_splits import check_split, split_classes
+from tfmeta.data.benchmarks.class_episodes import check_episode_arguments, class_episodes
+from tfmeta.data.benchmarks.tfds_source import load_images, prepared_builder
 from tfmeta.data.registry import DatasetSpec, register
-from tfmeta.data.tfds_source import load_images, prepared_builder
 
 TFDS_NAME = "caltech_birds2011"
 HELP = (
@@ -59,7 +59,7 @@ def cub(
     `inputs["query_x"]` `[B, N*Q, H, H, 3]`, `query_y` `[B, N*Q]` int32, `H = image_size`.
     Whole images are resized to `H x H` (bilinear, antialiased; the aspect ratio is not
     kept, and the bounding boxes are not used). The class lists are in
-    `tfmeta/data/class_lists/cub/`.
+    `tfmeta/data/benchmarks/class_lists/cub/`.
 
     Args:
         split: "train", "validation" (alias "val") or "test".

@@ -10,8 +10,8 @@ from fake_tiny_imagenet import IMAGES, SPLITS, write_fake_tiny_imagenet
 from tfmeta import data
 from tfmeta.data import tiny_imagenet
 
-tiny_module = importlib.import_module("tfmeta.data.tiny_imagenet")
-image_folder_module = importlib.import_module("tfmeta.data.image_folder")
+tiny_module = importlib.import_module("tfmeta.data.images.tiny_imagenet")
+image_folder_module = importlib.import_module("tfmeta.data.images.image_folder")
 
 
 @pytest.fixture(autouse=True)

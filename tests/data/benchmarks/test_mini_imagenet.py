@@ -14,9 +14,9 @@ from fake_benchmarks import (
 )
 
 from tfmeta import data
-from tfmeta.data.mini_imagenet_builder import MiniImagenet, find_images
+from tfmeta.data.benchmarks.mini_imagenet_builder import MiniImagenet, find_images
 
-mini_imagenet_module = importlib.import_module("tfmeta.data.mini_imagenet")
+mini_imagenet_module = importlib.import_module("tfmeta.data.benchmarks.mini_imagenet")
 
 IMAGES_PER_CLASS = 6
 
@@ -178,7 +178,7 @@ def test_tfmeta_train_without_the_files_is_one_line(tmp_path, capsys):
 
 
 def test_a_second_load_reads_the_disk_cache(fake_root, monkeypatch):
-    from tfmeta.data import tfds_source
+    from tfmeta.data.benchmarks import tfds_source
 
     def first_query():
         dataset = data.mini_imagenet("test", ways=2, shots=1, queries=1, meta_batch_size=1,

@@ -13,9 +13,9 @@ from typing import Any
 
 import tensorflow as tf
 
-from tfmeta.data.benchmark_splits import check_split, cifar100_classes, split_classes
-from tfmeta.data.class_episodes import check_episode_arguments, class_episodes
-from tfmeta.data.tfds_source import load_images, prepared_builder
+from tfmeta.data.benchmarks.benchmark_splits import check_split, cifar100_classes, split_classes
+from tfmeta.data.benchmarks.class_episodes import check_episode_arguments, class_episodes
+from tfmeta.data.benchmarks.tfds_source import load_images, prepared_builder
 
 TFDS_NAME = "cifar100"
 HELP = (
@@ -33,7 +33,7 @@ def fine_label_names(builder: Any) -> tuple[str, ...]:
 
     Data prepared from the CIFAR-100 archive records its `fine_label_names.txt`; where the
     names are only numbers (no names recorded), CIFAR-100's list in
-    `tfmeta/data/class_lists/cifar100/classes.txt` is used.
+    `tfmeta/data/benchmarks/class_lists/cifar100/classes.txt` is used.
 
     Raises:
         ValueError: When the recorded names are not CIFAR-100's 100 classes.

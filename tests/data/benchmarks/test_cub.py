@@ -9,8 +9,8 @@ import tensorflow_datasets as tfds
 from fake_benchmarks import check_episodes, cub_as_dataset
 
 from tfmeta import data
-from tfmeta.data import tfds_source
-from tfmeta.data.cub import class_label
+from tfmeta.data.benchmarks import tfds_source
+from tfmeta.data.benchmarks.cub import class_label
 
 PER_SPLIT = {"train": 3, "test": 2}
 

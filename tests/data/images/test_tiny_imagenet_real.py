@@ -17,7 +17,7 @@ import pytest
 
 from tfmeta.data import load_image_folder, tiny_imagenet
 
-tiny_module = importlib.import_module("tfmeta.data.tiny_imagenet")
+tiny_module = importlib.import_module("tfmeta.data.images.tiny_imagenet")
 
 ZIP = "tiny-imagenet-200-train.zip"
 

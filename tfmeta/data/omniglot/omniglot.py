@@ -10,7 +10,7 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
-from tfmeta.data import array_cache, omniglot_source
+from tfmeta.data import array_cache
 from tfmeta.data.arguments import (
     check_int_in_range,
     check_seed,
@@ -19,13 +19,14 @@ from tfmeta.data.arguments import (
 )
 from tfmeta.data.data_dir import resolve_cache_dir, resolve_data_dir
 from tfmeta.data.episodes import episode_dataset
-from tfmeta.data.omniglot_splits import (
+from tfmeta.data.omniglot import source as omniglot_source
+from tfmeta.data.omniglot.png_decoding import decode_drawings
+from tfmeta.data.omniglot.splits import (
     OmniglotClasses,
     check_scheme,
     check_split,
     split_classes,
 )
-from tfmeta.data.png_decoding import decode_drawings
 from tfmeta.data.registry import ClassExamples, DatasetSpec, register
 from tfmeta.data.sampling import EpisodeSampler
 

@@ -1,6 +1,6 @@
 """The class splits of the standard few-shot benchmarks, read from the package's class lists.
 
-The lists live in `tfmeta/data/class_lists/<dataset>/{train,val,test}.txt` (one class per
+The lists live in `tfmeta/data/benchmarks/class_lists/<dataset>/{train,val,test}.txt` (one class per
 line, `#` comments citing the source; see the README there): mini-ImageNet (Ravi and
 Larochelle 2017, 64/16/20 WordNet ids), CIFAR-FS (Bertinetto et al. 2019, 64/16/20 CIFAR-100
 classes), FC100 (Oreshkin et al. 2018, 12/4/4 CIFAR-100 superclasses, so 60/20/20 classes) and
@@ -39,7 +39,8 @@ def read_class_list(folder: str, name: str) -> tuple[str, ...]:
     >>> len(read_class_list("mini_imagenet", "train"))
     64
     """
-    text = (resources.files("tfmeta.data") / "class_lists" / folder / f"{name}.txt").read_text()
+    lists = resources.files("tfmeta.data.benchmarks") / "class_lists"
+    text = (lists / folder / f"{name}.txt").read_text()
     lines = (line.strip() for line in text.splitlines())
     return tuple(line for line in lines if line and not line.startswith("#"))
 

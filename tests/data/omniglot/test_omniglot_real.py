@@ -12,10 +12,10 @@ import pytest
 import tensorflow as tf
 
 from tfmeta.data import load_omniglot, omniglot
-from tfmeta.data.omniglot_splits import split_classes
+from tfmeta.data.omniglot.splits import split_classes
 
-omniglot_module = importlib.import_module("tfmeta.data.omniglot")
-omniglot_source = importlib.import_module("tfmeta.data.omniglot_source")
+omniglot_module = importlib.import_module("tfmeta.data.omniglot.omniglot")
+omniglot_source = importlib.import_module("tfmeta.data.omniglot.source")
 
 SIZES = {
     "vinyals": {"train": 1028, "validation": 172, "test": 423},

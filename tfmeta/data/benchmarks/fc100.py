@@ -6,7 +6,7 @@ import os
 
 import tensorflow as tf
 
-from tfmeta.data.cifar100_source import cifar100_episodes
+from tfmeta.data.benchmarks.cifar100_source import cifar100_episodes
 from tfmeta.data.registry import DatasetSpec, register
 
 PathLike = str | os.PathLike[str]
@@ -28,8 +28,8 @@ def fc100(
     """Endless N-way K-shot episodes of FC100 ("Fewshot-CIFAR100").
 
     CIFAR-100's 60,000 images (training and test pooled, 600 per class) split by superclass:
-    the 12 / 4 / 4 superclasses of `tfmeta/data/class_lists/fc100/`, so 60 / 20 / 20 classes,
-    and no superclass is shared between splits. Each element is `(inputs, query_y)`:
+    the 12 / 4 / 4 superclasses of `tfmeta/data/benchmarks/class_lists/fc100/`, so 60 / 20 / 20
+    classes, and no superclass is shared between splits. Each element is `(inputs, query_y)`:
     `inputs["support_x"]` `[B, N*K, H, H, 3]` float32 RGB in [0, 1] (pixel / 255),
     `inputs["support_y"]` `[B, N*K]` int32 in `0..N-1`, `inputs["query_x"]`
     `[B, N*Q, H, H, 3]`, `query_y` `[B, N*Q]` int32, `H = image_size`.

@@ -12,7 +12,7 @@ from fake_images import KINDS, expected_rgb, image_tree, pixels, write_folder, w
 from tfmeta import data
 from tfmeta.data import image_folder, load_image_folder
 
-image_folder_module = importlib.import_module("tfmeta.data.image_folder")
+image_folder_module = importlib.import_module("tfmeta.data.images.image_folder")
 
 
 @pytest.fixture(autouse=True)

@@ -11,8 +11,8 @@ from fake_omniglot import FAKE_SIZE, fake_drawing, fake_tree, write_fake_omniglo
 
 from tfmeta.data import load_omniglot, omniglot
 
-omniglot_module = importlib.import_module("tfmeta.data.omniglot")
-omniglot_source = importlib.import_module("tfmeta.data.omniglot_source")
+omniglot_module = importlib.import_module("tfmeta.data.omniglot.omniglot")
+omniglot_source = importlib.import_module("tfmeta.data.omniglot.source")
 
 FAKE_CHARACTERS = [
     "Alpha/character01",

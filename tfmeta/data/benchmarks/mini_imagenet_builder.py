@@ -23,7 +23,7 @@ from pathlib import Path
 
 import tensorflow_datasets as tfds
 
-from tfmeta.data.benchmark_splits import SPLITS, split_classes
+from tfmeta.data.benchmarks.benchmark_splits import SPLITS, split_classes
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 WNID_LENGTH = 9  # "n" and eight digits.
@@ -95,7 +95,8 @@ def find_images(manual_dir: str | os.PathLike[str]) -> dict[str, list[Path]]:
         if wnid not in known:
             raise ValueError(
                 f"{path} is not an image of a mini-ImageNet class: its folder or the start of "
-                "its name should be a WordNet id of tfmeta/data/class_lists/mini_imagenet/."
+                "its name should be a WordNet id of "
+                "tfmeta/data/benchmarks/class_lists/mini_imagenet/."
             )
         if (wnid, path.name) in seen:
             raise ValueError(f"The image {path.name} is twice in {folder}: {seen[wnid, path.name]}"

@@ -26,7 +26,7 @@ import tensorflow as tf
 
 from tfmeta.data.arguments import check_choice
 from tfmeta.data.data_dir import DATA_DIR_ENV, resolve_data_dir
-from tfmeta.data.image_folder import image_folder, image_folder_classes, read_class_list
+from tfmeta.data.images.image_folder import image_folder, image_folder_classes, read_class_list
 from tfmeta.data.registry import ClassExamples, DatasetSpec, register
 
 SPLIT_FILES = {"train": "train.txt", "validation": "val.txt", "test": "test.txt"}

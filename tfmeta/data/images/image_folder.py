@@ -22,8 +22,8 @@ from tfmeta.data import array_cache
 from tfmeta.data.arguments import check_choice, check_int_in_range, invalid_value
 from tfmeta.data.data_dir import resolve_cache_dir
 from tfmeta.data.episodes import episode_dataset
-from tfmeta.data.image_decoding import decode_images
-from tfmeta.data.image_folder_source import ImageFolderListing, list_images, read_bytes
+from tfmeta.data.images.image_decoding import decode_images
+from tfmeta.data.images.image_folder_source import ImageFolderListing, list_images, read_bytes
 from tfmeta.data.registry import ClassExamples, DatasetSpec, register
 from tfmeta.data.sampling import EpisodeSampler
 
@@ -71,7 +71,7 @@ def load_image_folder(
 ) -> ImageFolderImages:
     """Decodes every image of `<path>/<class>/<image>` (a folder or a zip), with caches.
 
-    The first load decodes the images (see `tfmeta.data.image_decoding.decode_images`:
+    The first load decodes the images (see `tfmeta.data.images.image_decoding.decode_images`:
     any colour mode to RGB, resized to `image_size`) and caches them in
     `<cache_dir>/image_folder/`, under a name derived from the files' names, sizes and
     modification times and `image_size`; later loads read that file (a changed folder gets

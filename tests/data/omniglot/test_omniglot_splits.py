@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tfmeta.data.omniglot_splits import VINYALS_VALIDATION_ALPHABETS, split_classes
+from tfmeta.data.omniglot.splits import VINYALS_VALIDATION_ALPHABETS, split_classes
 
 # 964 background characters (with the five Vinyals validation alphabets among them),
 # then 659 evaluation characters, each half sorted as the loader lists them.

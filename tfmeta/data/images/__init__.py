@@ -1,0 +1,1 @@
+"""Natural images: any folder of class folders (or its zip), Tiny ImageNet, image decoding."""

@@ -1,0 +1,1 @@
+"""Regression tasks with a closed form: the sinusoid."""

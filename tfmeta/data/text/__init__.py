@@ -1,0 +1,1 @@
+"""Text: few-shot intent detection from raw sentences (BANKING77, HWU64, CLINC150)."""
