@@ -74,3 +74,22 @@ def test_backbone_and_dataset_must_agree():
         Experiment(dataset="omniglot", learner="protonet", backbone="bag_of_ngrams")
     with pytest.raises(ValueError, match=r"--class_split"):
         Experiment(dataset="intents", backbone="bag_of_ngrams", class_split=0)
+
+
+def test_evaluate_remembers_the_training_data_dir(intent_root, tmp_path, monkeypatch, capsys):
+    """Issue 25, item 13: the run's --data_dir is the default; the command line overrides it."""
+    monkeypatch.delenv("TFMETA_DATA_DIR", raising=False)
+    model_dir = tmp_path / "run"
+    run_in_process(train, ["--dataset=intents", "--learner=protonet", "--backbone=bag_of_ngrams",
+                           f"--model_dir={model_dir}", f"--data_dir={intent_root}", *SMALL])
+    saved = json.loads((model_dir / "experiment.json").read_text())
+    assert saved["data_dir"] == str(Path(intent_root).absolute())
+    output = tmp_path / "result.json"
+    run_in_process(evaluate, [f"--model_dir={model_dir}", "--episodes=2", f"--output={output}"])
+    assert json.loads(output.read_text())["episodes"] == 2
+    elsewhere = tmp_path / "elsewhere"
+    with pytest.raises(SystemExit):
+        run_in_process(evaluate, [f"--model_dir={model_dir}", f"--data_dir={elsewhere}",
+                                  "--episodes=2"])
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("tfmeta-evaluate: error: ") and str(elsewhere) in error

@@ -12,8 +12,12 @@ and prints the mean per-episode query accuracy (MSE for regression) with its
   accuracy: 0.9871 ± 0.0021 (95% CI, 1000 episodes, 5-way 1-shot)
 
 Unset flags take the experiment's test settings (its test_ways, test_shots,
-test_queries, test_episodes). --output also writes the result as JSON:
-{"metric", "mean", "ci95", "episodes", "ways", "shots"}.
+test_queries, test_episodes) and the data root it was trained on (its
+--data_dir). --output also writes the result as JSON: {"metric", "mean",
+"ci95", "episodes", "ways", "shots"}.
+
+A run folder is code-equivalent input, like a .keras file: its
+experiment.json decides which folders are read. Evaluate only runs you trust.
 """
 
 from __future__ import annotations
@@ -33,8 +37,9 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> list[flags.Flag
     fv = {"flag_values": flag_values}
     holders = [
         flags.DEFINE_string("model_dir", None, "Folder of a run of tfmeta-train.", **fv),
-        flags.DEFINE_string("data_dir", None, "Data root holding omniglot/ (default: "
-                            "$TFMETA_DATA_DIR).", **fv),
+        flags.DEFINE_string("data_dir", None, "Data root holding omniglot/, intent/, ... "
+                            "(default: the run's own --data_dir, else $TFMETA_DATA_DIR).",
+                            **fv),
         flags.DEFINE_enum("split", "test", SPLITS, "Which classes (tasks) to sample "
                           "episodes from.", **fv),
         flags.DEFINE_integer("ways", None, "Classes per episode (default: the experiment's "

@@ -89,6 +89,10 @@ def trained_experiment(model_dir: str | os.PathLike[str]) -> Experiment | None:
 def load_trained(model_dir: str | os.PathLike[str]) -> tuple[MetaLearner, Experiment]:
     """Loads `<model_dir>/learner.keras` and its `experiment.json`, compiled for evaluation.
 
+    A run folder is code-equivalent input, like any `.keras` file: its `experiment.json`
+    decides which folders are read (the data root, an image folder, the dataset), and
+    nothing here second-guesses it. Load only run folders you wrote or trust.
+
     Args:
         model_dir: A folder written by `tfmeta-train` / `tfmeta.cli.training.train`.
 
@@ -167,7 +171,8 @@ def evaluate(
             the learner's `eval_inner_steps`).
         batch_size: Episodes per batch (default: about a training step's worth).
         seed: Seed of the episode stream.
-        data_dir: The data root (default: `$TFMETA_DATA_DIR`).
+        data_dir: The data root (default: the one the run was trained on, its
+            experiment's `data_dir`, else `$TFMETA_DATA_DIR`).
 
     Returns:
         An `EvaluationResult`.
@@ -176,6 +181,7 @@ def evaluate(
         ValueError: For settings the learner or the data cannot serve.
 
     """
+    data_dir = experiment.data_dir if data_dir is None else data_dir
     ways_given = ways is not None
     ways = experiment.eval_ways if ways is None else ways
     shots = experiment.eval_shots if shots is None else shots

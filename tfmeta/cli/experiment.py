@@ -36,6 +36,7 @@ RESUMABLE_CHANGES = frozenset(
         "test_episodes",
         "validation_episodes",
         "jit_compile",
+        "data_dir",
     }
 )
 
@@ -92,6 +93,9 @@ class Experiment:
         validation_episodes: Validation episodes after each epoch (0: none).
         image_size: Side of the (square) images.
         image_folder: The folder (or zip) of `--dataset=image_folder`, `<class>/<image>`.
+        data_dir: The data root the run reads (`--data_dir`, made absolute), so
+            `tfmeta-evaluate` finds the same data without being told; None: the environment
+            variable `TFMETA_DATA_DIR` at the time of use.
         scheme: Omniglot class split, "vinyals", "maml" or "lake".
         intent_dataset: The folder under `<root>/intent/` of the "intents" dataset, e.g.
             "banking77", "hwu64", "clinc150" or your own.
@@ -155,6 +159,7 @@ class Experiment:
     # === Data and model ===
     image_size: int = 28
     image_folder: str | None = None
+    data_dir: str | None = None
     scheme: str = "vinyals"
     intent_dataset: str = "banking77"
     class_split: int = 1
@@ -168,6 +173,10 @@ class Experiment:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden_units", _int_tuple("hidden_units", self.hidden_units))
+        if isinstance(self.data_dir, str | os.PathLike):
+            # Absolute, so an evaluation from another working directory reads the same data.
+            object.__setattr__(self, "data_dir",
+                               str(Path(self.data_dir).absolute()) if str(self.data_dir) else None)
         if self.learner == "fomaml":
             object.__setattr__(self, "first_order", True)
         # An epoch never holds more steps than the whole run.
@@ -246,6 +255,11 @@ class Experiment:
     def load(cls, model_dir: str | os.PathLike[str]) -> Experiment:
         """Reads `<model_dir>/experiment.json`.
 
+        The file is trusted like code: its settings choose the data root, image folder
+        and dataset that evaluation and export read, so a run folder is code-equivalent
+        input (like a `.keras` file). Its values are checked for consistency, not for
+        where they point.
+
         Raises:
             FileNotFoundError: If the file is missing.
             ValueError: If it is not a valid experiment.
@@ -278,6 +292,8 @@ class Experiment:
         _choice("scheme", self.scheme, SCHEMES)
         _choice("backbone", self.backbone, BACKBONES)
         _choice("distance", self.distance, DISTANCES)
+        if self.data_dir is not None and not isinstance(self.data_dir, str):
+            raise _invalid("data_dir", "a folder path or None", self.data_dir)
         if not isinstance(self.intent_dataset, str) or not self.intent_dataset:
             raise _invalid("intent_dataset", "a folder name under <root>/intent/",
                            self.intent_dataset)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.util
 import json
 import math
@@ -51,7 +52,8 @@ def train(
         model_dir: The run's folder, created if needed. It must not hold a
             run of a different experiment (changes to `RESUMABLE_CHANGES`
             settings, such as `train_steps`, are allowed).
-        data_dir: The data root (default: `$TFMETA_DATA_DIR`).
+        data_dir: The data root (default: the experiment's `data_dir`, else
+            `$TFMETA_DATA_DIR`); recorded in `experiment.json`.
         verbose: `fit`'s verbosity: 0 silent, 1 progress bar, 2 one line per epoch.
         strategy: A `tf.distribute.Strategy` (default: the current one) that
             splits each meta-batch across its replicas. Under several workers
@@ -73,6 +75,10 @@ def train(
     >>> learner = train(experiment, "/tmp/tfmeta-doctest-run", verbose=0)  # doctest: +SKIP
 
     """
+    if data_dir is not None:
+        # Recorded in experiment.json: tfmeta-evaluate reads the same data by default.
+        experiment = dataclasses.replace(experiment, data_dir=data_dir)
+    data_dir = experiment.data_dir
     strategy = strategy or tf.distribute.get_strategy()
     distribute.per_replica_meta_batch_size(experiment.meta_batch_size, strategy)
     distribute.check_jit_compile(experiment.jit_compile, strategy)
