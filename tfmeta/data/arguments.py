@@ -217,3 +217,52 @@ def check_element_size(nbytes: int, arguments: dict[str, Any]) -> None:
         f"{total / 2**30:.1f} GiB of memory (tf.data holds several at once); use a smaller "
         f"meta-batch. Received: {received}"
     )
+
+
+# The largest image side accepted. One decoded 1024x1024 RGB image is 3 MiB as uint8 and
+# 12 MiB as the float32 the resize works in; no few-shot benchmark uses more than 224 px. A
+# larger side fails here, in one line, instead of as a ResourceExhaustedError mid-decode.
+MAX_IMAGE_SIZE = 1024
+
+
+def check_image_size(value: Any) -> int:
+    """Checks that `value` is an image side in `[1, MAX_IMAGE_SIZE]` and returns it.
+
+    Example:
+    >>> check_image_size(84)
+    84
+    """
+    return check_int_in_range("image_size", value, high=MAX_IMAGE_SIZE,
+                              reason="the largest side tfmeta decodes to, MAX_IMAGE_SIZE")
+
+
+# The decoded images of a dataset may take at most this share of the memory: training, the
+# episode pipeline and the decoding batches need the rest.
+DECODED_MEMORY_SHARE = 1 / 2
+
+
+def check_decoded_size(num_images: int, image_size: int, channels: int, where: str) -> None:
+    """Refuses `num_images` decoded `uint8` images that cannot fit in this machine's memory.
+
+    Args:
+        num_images: How many images would be decoded and kept.
+        image_size: Their side.
+        channels: Their channels (3 for RGB).
+        where: The data, for the message.
+
+    Raises:
+        ValueError: If they would take more than `DECODED_MEMORY_SHARE` of the memory.
+
+    Example:
+    >>> check_decoded_size(100, 28, 1, "a folder")
+    """
+    total = memory_bytes()
+    nbytes = num_images * image_size * image_size * channels
+    if total is None or nbytes <= total * DECODED_MEMORY_SHARE:
+        return
+    raise ValueError(
+        f"Invalid value for argument `image_size`: the {num_images:,} images of {where} "
+        f"decoded at {image_size}x{image_size} would take {nbytes / 2**30:.1f} GiB, more than "
+        f"{DECODED_MEMORY_SHARE:.0%} of this machine's {total / 2**30:.1f} GiB of memory; use "
+        f"a smaller image_size. Received: image_size={image_size}"
+    )

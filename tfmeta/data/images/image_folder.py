@@ -8,6 +8,8 @@ the episode sampler.
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 import threading
 import warnings
@@ -19,7 +21,14 @@ import numpy as np
 import tensorflow as tf
 
 from tfmeta.data import array_cache
-from tfmeta.data.arguments import check_choice, check_int_in_range, invalid_value
+from tfmeta.data.arguments import (
+    check_choice,
+    check_decoded_size,
+    check_image_size,
+    check_int_in_range,
+    check_seed,
+    invalid_value,
+)
 from tfmeta.data.data_dir import resolve_cache_dir
 from tfmeta.data.episodes import episode_dataset
 from tfmeta.data.images.image_decoding import decode_images
@@ -95,7 +104,7 @@ def load_image_folder(
     >>> data.images.shape, data.classes[:2]  # doctest: +SKIP
     ((1200, 84, 84, 3), ('cat', 'dog'))
     """
-    image_size = check_int_in_range("image_size", image_size)
+    image_size = check_image_size(image_size)
     listing = list_images(path, subdir)
     return _load(listing, image_size, cache_dir)
 
@@ -180,7 +189,7 @@ def image_folder(
     shots = check_int_in_range("shots", shots)
     queries = check_int_in_range("queries", queries)
     meta_batch_size = check_int_in_range("meta_batch_size", meta_batch_size)
-    image_size = check_int_in_range("image_size", image_size)
+    image_size = check_image_size(image_size)
     if not isinstance(seed, int | np.integer) or isinstance(seed, bool):
         raise invalid_value("seed", "an integer", seed)
     check_choice("small_classes", small_classes, ("error", "skip"))
@@ -261,13 +270,15 @@ def image_folder_classes(
     >>> examples.sizes[:3]  # doctest: +SKIP
     array([600, 600, 600])
     """
-    image_size = check_int_in_range("image_size", image_size)
+    image_size = check_image_size(image_size)
     listing, chosen = _chosen_classes(path, subdir, classes, split, fractions, split_seed)
     return _class_examples(listing, chosen, image_size, cache_dir)
 
 
 def _chosen_classes(path, subdir, classes, split, fractions, split_seed):
     """The folder's listing and the chosen classes, none of them empty."""
+    check_fractions(fractions)
+    check_split_seed(split_seed)
     listing = list_images(path, subdir)
     chosen = choose_classes(listing.classes, classes, split, fractions, split_seed, listing)
     empty = sorted(set(chosen) & set(listing.empty))
@@ -356,21 +367,43 @@ def seeded_split(
     >>> seeded_split(["a", "b", "c", "d", "e"], (0.6, 0.2, 0.2))["train"]
     ('c', 'd', 'e')
     """
-    try:
-        fractions = tuple(float(f) for f in fractions)
-    except (TypeError, ValueError):
-        fractions = ()
-    if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1.0) > 1e-6:
-        raise invalid_value(
-            "fractions", "three non-negative fractions (train, validation, test) summing to 1",
-            fractions,
-        )
+    fractions = check_fractions(fractions)
+    seed = check_split_seed(seed)
     order = np.random.default_rng(int(seed)).permutation(len(classes))
     shuffled = [sorted(classes)[i] for i in order]
     cuts = np.round(np.cumsum(fractions) * len(classes)).astype(int)
     bounds = [0, cuts[0], cuts[1], len(classes)]
     return {name: tuple(sorted(shuffled[bounds[i]:bounds[i + 1]]))
             for i, name in enumerate(SPLITS)}
+
+
+def check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
+    """Checks `fractions`: three finite non-negative numbers summing to 1 (NaN refused).
+
+    Example:
+    >>> check_fractions((0.6, 0.2, 0.2))
+    (0.6, 0.2, 0.2)
+    """
+    expected = "three finite non-negative fractions (train, validation, test) summing to 1"
+    if isinstance(fractions, str | bytes) or not isinstance(fractions, Sequence):
+        raise invalid_value("fractions", expected, fractions)
+    if len(fractions) != 3 or not all(isinstance(f, numbers.Real) and not isinstance(f, bool)
+                                      for f in fractions):
+        raise invalid_value("fractions", expected, fractions)
+    values = tuple(float(f) for f in fractions)
+    if not all(math.isfinite(f) and f >= 0 for f in values) or abs(sum(values) - 1.0) > 1e-6:
+        raise invalid_value("fractions", expected, fractions)
+    return values
+
+
+def check_split_seed(split_seed: int) -> int:
+    """Checks `split_seed`: an integer >= 0 (NumPy's `default_rng` takes no negative seed).
+
+    Example:
+    >>> check_split_seed(3)
+    3
+    """
+    return check_seed(split_seed, "split_seed", low=0)
 
 
 def read_class_list(path: PathLike) -> list[str]:
@@ -420,9 +453,10 @@ def _load(listing: ImageFolderListing, image_size: int,
     with _MEMORY_CACHE_LOCK:
         if key in _MEMORY_CACHE:
             return _MEMORY_CACHE[key]
+        sizes = np.array([len(files) for files in listing.files], dtype=np.int64)
+        check_decoded_size(int(sizes.sum()), image_size, 3, str(listing.path))
         path = cache_path(listing, image_size, cache_dir)
         entry = array_cache.load_arrays(path)
-        sizes = np.array([len(files) for files in listing.files], dtype=np.int64)
         if (entry is not None and set(entry) >= {"images", "classes", "sizes"}
                 and tuple(str(c) for c in entry["classes"]) == listing.classes
                 and np.array_equal(entry["sizes"], sizes)):

@@ -22,6 +22,8 @@ from collections import defaultdict
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
+from tfmeta.data.arguments import invalid_value
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 _LOCAL_HEADER_SIZE = 30
 
@@ -80,11 +82,17 @@ def list_images(path: PathLike, subdir: str | None = None) -> ImageFolderListing
     >>> list_images(root).classes
     ('cat',)
     """
+    if not isinstance(path, str | os.PathLike) or not str(path):
+        raise invalid_value("path", "the path of a folder <class>/<image> or of a zip of one",
+                            path)
+    subdir = _check_subdir(subdir)
     path = Path(path).expanduser().absolute()
     if path.is_dir():
         root = path / subdir if subdir else path
         if not root.is_dir():
             raise FileNotFoundError(f"The image folder {root} does not exist.")
+        if not root.resolve().is_relative_to(path.resolve()):
+            raise invalid_value("subdir", f"a folder inside {path} (it links outside)", subdir)
         entries = _walk_folder(root)
         root_name = subdir or ""
     elif path.is_file():
@@ -151,6 +159,32 @@ def _member_bytes(archive: zipfile.ZipFile, view: mmap.mmap, name: str) -> bytes
     return data
 
 
+def _check_subdir(subdir: object) -> str | None:
+    """`subdir` as a relative POSIX path inside the root, or None; anything else refused."""
+    if subdir is None:
+        return None
+    expected = "None or a relative folder inside `path` (no '..' part, not absolute)"
+    if not isinstance(subdir, str) or not subdir.strip("/") or _leaves_root(subdir):
+        raise invalid_value("subdir", expected, subdir)
+    return subdir.strip("/")
+
+
+def _check_member_names(path: Path, names: list[str]) -> None:
+    """Refuses a zip whose members have absolute paths or '..' parts (they leave its root)."""
+    for name in names:
+        if _leaves_root(name):
+            raise ValueError(
+                f"Invalid zip archive {path}: the member {name!r} has an absolute path or a "
+                "'..' part, so it lies outside the archive's folder of classes. Re-create the "
+                "archive with relative paths."
+            )
+
+
+def _leaves_root(name: str) -> bool:
+    """Whether the relative path `name` is absolute or climbs out with '..' (either slash)."""
+    return name.startswith(("/", "\\")) or ".." in PurePosixPath(name.replace("\\", "/")).parts
+
+
 def _hidden(name: str) -> bool:
     return name.startswith(".") or name == "__MACOSX"
 
@@ -177,6 +211,7 @@ def _zip_entries(path: Path, subdir: str | None) -> tuple[list[tuple[str, bool, 
     """Entries of the zip below its root folder, and that root."""
     with zipfile.ZipFile(path) as archive:
         infos = archive.infolist()
+    _check_member_names(path, [info.filename for info in infos])
     names = [(info.filename.rstrip("/"), info.is_dir(), info.file_size, info.CRC)
              for info in infos if info.filename.rstrip("/")]
     if subdir is None:
