@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfmeta import backbones, callbacks, data
@@ -97,8 +98,13 @@ def backbone(experiment: Experiment,
     """
     input_shape = example_shape(experiment)
     if experiment.regression:
+        spec = data.get_dataset(experiment.dataset)
+        target_shape = spec.targets(dataset_options(experiment))
+        activation = None if experiment.output_activation == "linear" else (
+            experiment.output_activation)
         return backbones.mlp(input_shape=input_shape, hidden_units=experiment.hidden_units,
-                             output_units=1)
+                             output_units=int(np.prod(target_shape)),
+                             output_activation=activation)
     image_shape = input_shape
     head = None if experiment.learner == "protonet" else experiment.ways
     if experiment.backbone == "bag_of_ngrams":
@@ -152,6 +158,7 @@ def learner(experiment: Experiment,
         per_step_batch_norm=experiment.per_step_batch_norm,
         learn_inner_learning_rate=(None if experiment.learn_inner_learning_rate == "none"
                                    else experiment.learn_inner_learning_rate),
+        adapt_layers=list(experiment.adapt_layers) or None,
         **inner,
     )
 

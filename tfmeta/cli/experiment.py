@@ -21,6 +21,8 @@ BACKBONES = ("conv4", "resnet12", "mlp", "bag_of_ngrams")
 # Backbones whose input is raw text (tf.string); every other backbone takes numbers.
 TEXT_BACKBONES = ("bag_of_ngrams",)
 DISTANCES = ("squared_euclidean", "cosine")
+OUTPUT_ACTIVATIONS = ("linear", "tanh")
+METAWORLD_BENCHMARKS = ("ML1", "ML10", "ML45")
 
 EXPERIMENT_FILE = "experiment.json"
 
@@ -100,6 +102,13 @@ class Experiment:
         intent_dataset: The folder under `<root>/intent/` of the "intents" dataset, e.g.
             "banking77", "hwu64", "clinc150" or your own.
         class_split: Which class split of the "intents" dataset (`splits/0<class_split>/`).
+        metaworld_task: The Meta-World task type of `--dataset=metaworld`, e.g. "push-v3",
+            or "all" (every type of the split; ML10, ML45).
+        metaworld_benchmark: "ML1" (goals of one type), "ML10" or "ML45" (held-out types).
+        metaworld_horizon: Steps of each demonstration (and of each rollout).
+        metaworld_action_noise: Standard deviation of the demonstrations' action noise.
+        metaworld_demonstrations: Demonstrations recorded per goal.
+        metaworld_goals: Use only the first this many goals of each task type (default: all).
         backbone: "conv4" or "resnet12" (images), "mlp" (images, vectors), "bag_of_ngrams"
             (raw text: TF-IDF
             n-grams adapted to the training split's sentences, and a learned projection).
@@ -108,6 +117,10 @@ class Experiment:
             scale).
         filters: Filters of each conv4 convolution.
         hidden_units: Widths of the MLP's hidden layers.
+        output_activation: The regression MLP's output, "linear" or "tanh" (actions in
+            [-1, 1]).
+        adapt_layers: MAML: names of the only layers the inner loop adapts (ANIL: the
+            output layer, "output"); empty: every layer.
         seed: Seed of the weights and of the training episodes.
         jit_compile: Compile the train step with XLA.
 
@@ -163,11 +176,19 @@ class Experiment:
     scheme: str = "vinyals"
     intent_dataset: str = "banking77"
     class_split: int = 1
+    metaworld_task: str = "push-v3"
+    metaworld_benchmark: str = "ML1"
+    metaworld_horizon: int = 200
+    metaworld_action_noise: float = 0.1
+    metaworld_demonstrations: int = 10
+    metaworld_goals: int | None = None
     backbone: str = "conv4"
     embedding_dim: int = 256
     distance: str = "squared_euclidean"
     filters: int = 64
     hidden_units: tuple[int, ...] = (40, 40)
+    output_activation: str = "linear"
+    adapt_layers: tuple[str, ...] = ()
     seed: int = 0
     jit_compile: bool = False
 
@@ -177,6 +198,7 @@ class Experiment:
             # Absolute, so an evaluation from another working directory reads the same data.
             object.__setattr__(self, "data_dir",
                                str(Path(self.data_dir).absolute()) if str(self.data_dir) else None)
+        object.__setattr__(self, "adapt_layers", _name_tuple("adapt_layers", self.adapt_layers))
         if self.learner == "fomaml":
             object.__setattr__(self, "first_order", True)
         # An epoch never holds more steps than the whole run.
@@ -224,6 +246,7 @@ class Experiment:
         """
         config = dataclasses.asdict(self)
         config["hidden_units"] = list(self.hidden_units)
+        config["adapt_layers"] = list(self.adapt_layers)
         return config
 
     @classmethod
@@ -294,12 +317,21 @@ class Experiment:
         _choice("distance", self.distance, DISTANCES)
         if self.data_dir is not None and not isinstance(self.data_dir, str):
             raise _invalid("data_dir", "a folder path or None", self.data_dir)
+        _choice("output_activation", self.output_activation, OUTPUT_ACTIVATIONS)
+        _choice("metaworld_benchmark", self.metaworld_benchmark, METAWORLD_BENCHMARKS)
+        if not isinstance(self.metaworld_task, str) or not self.metaworld_task:
+            raise _invalid("metaworld_task", "a Meta-World task such as push-v3, or all",
+                           self.metaworld_task)
+        if self.metaworld_goals is not None:
+            _positive_int("metaworld_goals", self.metaworld_goals)
+        _positive_float("metaworld_action_noise", self.metaworld_action_noise, zero=True)
         if not isinstance(self.intent_dataset, str) or not self.intent_dataset:
             raise _invalid("intent_dataset", "a folder name under <root>/intent/",
                            self.intent_dataset)
         for name in ("ways", "shots", "queries", "test_episodes", "meta_batch_size",
                      "inner_steps", "lr_decay_episodes", "train_steps", "steps_per_epoch",
-                     "image_size", "filters", "class_split", "embedding_dim"):
+                     "image_size", "filters", "class_split", "embedding_dim",
+                     "metaworld_horizon", "metaworld_demonstrations"):
             _positive_int(name, getattr(self, name))
         for name in ("test_ways", "test_shots", "test_queries", "eval_inner_steps"):
             if getattr(self, name) is not None:
@@ -322,12 +354,12 @@ class Experiment:
                 raise ValueError(
                     "Invalid value for flag `--learner`: ProtoNet classifies, so it needs a "
                     "classification dataset (--dataset=omniglot). Received: --learner=protonet "
-                    "with --dataset=sinusoid"
+                    f"with --dataset={self.dataset}"
                 )
             if self.backbone != "mlp":
                 raise ValueError(
-                    "Invalid value for flag `--backbone`: sinusoid tasks have one input "
-                    "feature, so they need --backbone=mlp. Received: "
+                    f"Invalid value for flag `--backbone`: {self.dataset} examples are "
+                    "vectors, so they need --backbone=mlp. Received: "
                     f"--backbone={self.backbone}"
                 )
         if self.learner != "protonet" and not self.regression and self.eval_ways != self.ways:
@@ -364,6 +396,7 @@ class Experiment:
         if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0 <= beta < 1:
             raise _invalid("inner_adam_beta_1", "a number in [0, 1)", beta)
         maml_only = {"learn_inner_learning_rate": self.learn_inner_learning_rate != "none",
+                     "adapt_layers": bool(self.adapt_layers),
                      "multi_step_loss_steps": self.multi_step_loss_steps is not None,
                      "first_order_steps": self.first_order_steps is not None,
                      "per_step_batch_norm": self.per_step_batch_norm}
@@ -408,10 +441,10 @@ def _positive_int(name: str, value: Any) -> None:
         raise _invalid(name, "a positive integer", value)
 
 
-def _positive_float(name: str, value: Any) -> None:
-    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0
-            or not math.isfinite(value)):
-        raise _invalid(name, "a positive finite number", value)
+def _positive_float(name: str, value: Any, zero: bool = False) -> None:
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not (value >= 0 if zero else value > 0) or not math.isfinite(value)):
+        raise _invalid(name, f"a {'non-negative' if zero else 'positive'} finite number", value)
 
 
 def _int_tuple(name: str, value: Any) -> tuple[int, ...]:
@@ -424,3 +457,13 @@ def _int_tuple(name: str, value: Any) -> tuple[int, ...]:
     if not units or min(units) < 1:
         raise _invalid(name, "a comma-separated list of positive integers", value)
     return units
+
+
+def _name_tuple(name: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = value.split(",")
+    try:
+        names = tuple(str(part).strip() for part in value)
+    except TypeError:
+        raise _invalid(name, "a comma-separated list of layer names", value) from None
+    return tuple(part for part in names if part)

@@ -28,7 +28,9 @@ from tfmeta.cli.experiment import (
     LEARNED_RATES,
     LEARNERS,
     LR_DECAYS,
+    METAWORLD_BENCHMARKS,
     OPTIMIZERS,
+    OUTPUT_ACTIVATIONS,
     SCHEMES,
     Experiment,
 )
@@ -141,6 +143,22 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> list[flags.Flag
                             "own in the same layout).", **fv),
         flags.DEFINE_integer("class_split", d.class_split, "--dataset=intents: the class "
                              "split, splits/0<class_split>/ (1..5).", **fv),
+        flags.DEFINE_string("metaworld_task", d.metaworld_task, "--dataset=metaworld: the "
+                            "task type (push-v3, pick-place-v3, reach-v3, ...), or all (every "
+                            "type of the split: ML10, ML45).", **fv),
+        flags.DEFINE_enum("metaworld_benchmark", d.metaworld_benchmark, METAWORLD_BENCHMARKS,
+                          "--dataset=metaworld: ML1 (goals of one task type) or ML10/ML45 "
+                          "(held-out task types in the test split).", **fv),
+        flags.DEFINE_integer("metaworld_horizon", d.metaworld_horizon, "--dataset=metaworld: "
+                             "steps of each demonstration and rollout (1..500).", **fv),
+        flags.DEFINE_float("metaworld_action_noise", d.metaworld_action_noise,
+                           "--dataset=metaworld: standard deviation of the Gaussian action "
+                           "noise while recording demonstrations.", **fv),
+        flags.DEFINE_integer("metaworld_demonstrations", d.metaworld_demonstrations,
+                             "--dataset=metaworld: demonstrations recorded per goal.", **fv),
+        flags.DEFINE_integer("metaworld_goals", d.metaworld_goals, "--dataset=metaworld: use "
+                             "only the first this many goals of each task type (default: "
+                             "all).", **fv),
         flags.DEFINE_enum("backbone", d.backbone, BACKBONES, "Network: conv4 or resnet12 (images), "
                           "mlp, or "
                           "bag_of_ngrams (raw text; vocabulary adapted to the training "
@@ -152,6 +170,11 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> list[flags.Flag
         flags.DEFINE_integer("filters", d.filters, "conv4: filters of each convolution.", **fv),
         flags.DEFINE_list("hidden_units", [str(u) for u in d.hidden_units], "mlp: widths of "
                           "the hidden layers (ProtoNet: the last is the embedding).", **fv),
+        flags.DEFINE_enum("output_activation", d.output_activation, OUTPUT_ACTIVATIONS,
+                          "Regression mlp: activation of the output layer (tanh for actions "
+                          "in [-1, 1]).", **fv),
+        flags.DEFINE_list("adapt_layers", list(d.adapt_layers), "MAML: the only layers the "
+                          "inner loop adapts (ANIL: output); default: every layer.", **fv),
         flags.DEFINE_integer("seed", d.seed, "Seed of the initial weights and of the training "
                              "episodes.", **fv),
         flags.DEFINE_boolean("jit_compile", d.jit_compile, "Compile the train step with XLA "

@@ -10,6 +10,9 @@ from tfmeta.data.benchmarks.cub import cub as cub
 from tfmeta.data.benchmarks.fc100 import fc100 as fc100
 from tfmeta.data.benchmarks.mini_imagenet import mini_imagenet as mini_imagenet
 from tfmeta.data.benchmarks.mini_imagenet import prepared_mini_imagenet as prepared_mini_imagenet
+from tfmeta.data.control.demonstrations import Demonstrations as Demonstrations
+from tfmeta.data.control.demonstrations import load_demonstrations as load_demonstrations
+from tfmeta.data.control.metaworld import metaworld as metaworld
 from tfmeta.data.data_dir import resolve_cache_dir as resolve_cache_dir
 from tfmeta.data.data_dir import resolve_data_dir as resolve_data_dir
 from tfmeta.data.episodes import episodes as episodes
@@ -37,6 +40,7 @@ from tfmeta.data.text.intents import load_intents as load_intents
 __all__ = [
     "ClassExamples",
     "DatasetSpec",
+    "Demonstrations",
     "ImageFolderImages",
     "IntentClasses",
     "OMNIGLOT_SCHEMES",
@@ -55,8 +59,10 @@ __all__ = [
     "intent_sentences",
     "intents",
     "list_datasets",
+    "load_demonstrations",
     "load_intents",
     "load_omniglot",
+    "metaworld",
     "mini_imagenet",
     "omniglot",
     "prepared_mini_imagenet",

@@ -111,6 +111,35 @@ def save_arrays(path: Path, arrays: Mapping[str, np.ndarray], *, key: str | None
         return False
 
 
+def cached_arrays(
+    path: Path,
+    *,
+    key: str,
+    build: Callable[[], Mapping[str, np.ndarray]],
+    shapes: Shapes | None = None,
+    validate: Callable[[dict[str, np.ndarray]], str | None] | None = None,
+) -> dict[str, np.ndarray]:
+    """The arrays cached at `path` under `key`, or `build()`'s, which are then cached.
+
+    A missing, unreadable, foreign (another `key`) or wrong entry is rebuilt; an entry
+    that cannot be written is only warned about (the built arrays are still returned).
+
+    Example:
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "entry.npz"
+    >>> cached_arrays(path, key="k", build=lambda: {"x": np.arange(3)})["x"].tolist()
+    [0, 1, 2]
+    >>> cached_arrays(path, key="k", build=lambda: {"x": np.zeros(1)})["x"].tolist()
+    [0, 1, 2]
+    """
+    arrays = load_arrays(path, key=key, shapes=shapes, validate=validate)
+    if arrays is not None:
+        return arrays
+    arrays = {name: np.asarray(array) for name, array in build().items()}
+    save_arrays(path, arrays, key=key)
+    return arrays
+
+
 def remove_stale_temporaries(folder: Path, max_age: float = STALE_TEMPORARY_SECONDS) -> None:
     """Removes `*.tmp` files in `folder` that no writer has touched for `max_age` seconds.
 

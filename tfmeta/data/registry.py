@@ -59,6 +59,8 @@ class DatasetSpec:
         classes: Optional `classes(split, data_dir, **options)` returning the split's
             `ClassExamples`, for non-episodic batches (`tfmeta.data.batches`, the
             pre-training baselines); None where the dataset has no classes.
+        target_shape: Regression datasets: maps the options to the shape of one target,
+            e.g. `(4,)` for a robot's actions; None: `(1,)`.
         texts: Text datasets only: `texts(split, data_dir, **options)` returns every raw
             sentence of `split`, e.g. to adapt a `keras.layers.TextVectorization` vocabulary
             to the meta-training split alone; `None` for other datasets.
@@ -82,6 +84,7 @@ class DatasetSpec:
     description: str = ""
     classes: Callable[..., ClassExamples] | None = None
     texts: Callable[..., Sequence[str]] | None = None
+    target_shape: Callable[[Mapping[str, Any]], tuple[int, ...]] | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -99,6 +102,10 @@ class DatasetSpec:
     def regression(self) -> bool:
         """Whether the tasks are regression tasks (float targets) rather than classes."""
         return self.task == "regression"
+
+    def targets(self, options: Mapping[str, Any]) -> tuple[int, ...]:
+        """The shape of one regression target under `options` (`(1,)` unless declared)."""
+        return (1,) if self.target_shape is None else tuple(self.target_shape(options))
 
     def check_options(self, options: Mapping[str, Any]) -> None:
         """Refuses keyword arguments that are not among this dataset's `options`."""
