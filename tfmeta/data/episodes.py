@@ -7,12 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from tfmeta.data.arguments import (
-    check_int_in_range,
-    check_seed,
-    check_shots_and_queries,
-    invalid_value,
-)
+from tfmeta.data.arguments import check_int_in_range, check_seed, invalid_value
+from tfmeta.data.episode_shape import MAX_QUERIES, MAX_SUPPORT, check_episode_sizes, episode_shape
 from tfmeta.data.sampling import EpisodeSampler
 
 ArrayLike = np.ndarray | tf.Tensor
@@ -22,14 +18,17 @@ _QUARTER_TURNS = {0: 0, 90: 1, 180: 2, 270: 3}
 
 def episodes(
     class_examples: ArrayLike | Sequence[ArrayLike],
-    ways: int,
-    shots: int,
-    queries: int,
+    ways: int | None,
+    shots: int | None,
+    queries: int | None,
     meta_batch_size: int,
     seed: int = 0,
     *,
     rotations: Sequence[int] | None = None,
     deterministic: bool = True,
+    max_ways: int | None = None,
+    max_support: int = MAX_SUPPORT,
+    max_queries: int = MAX_QUERIES,
 ) -> tf.data.Dataset:
     """Samples N-way K-shot episodes from class-indexed examples, endlessly.
 
@@ -45,16 +44,24 @@ def episodes(
     All examples are held in one tensor and read with one `tf.gather` per set, with index
     sampling vectorised over the meta-batch in a parallel `map`, followed by `prefetch`.
 
+    Variable episodes: `ways`, `shots` or `queries` `None` samples that size per episode by
+    Meta-Dataset's rules (see `tfmeta.data.episode_shape`; `max_queries` is per class).
+    Shapes stay static: the support set is padded to `max_support` (or `max_ways * shots`)
+    and the query set to `max_ways * max_queries` (each bound lowered to what the class
+    sizes allow), real entries first, padded entries with label -1 and zero examples ("" for
+    text). Every learner, metric and export ignores padding.
+
     Args:
         class_examples: Either a dense array `[num_classes, examples_per_class, *shape]`
             (NumPy or `tf.Tensor`), or a sequence of per-class arrays `[examples_c, *shape]`
             whose sizes may differ. Floating-point data is stored as float32; other numeric
             dtypes (e.g. uint8 images) are stored as given and cast to float32 after the
             gather, without rescaling; strings (e.g. sentences) are kept as `tf.string`.
-        ways: Classes per episode, N (at most the number of classes, after rotations).
-        shots: Support examples per class, K.
-        queries: Query examples per class, Q; `shots + queries` must not exceed the size
-            of the smallest class.
+        ways: Classes per episode, N (at most the number of classes, after rotations), or
+            None: uniform in `[5, max_ways]` per episode.
+        shots: Support examples per class, K, or None (sampled per episode and class).
+        queries: Query examples per class, Q, or None (sampled per episode); `shots +
+            queries` must not exceed the size of the smallest class.
         meta_batch_size: Episodes per element, B.
         seed: Integer seed of the episode stream.
         rotations: Optional angles, from 0, 90, 180 and 270 degrees (counter-clockwise),
@@ -65,6 +72,10 @@ def episodes(
             (`tfmeta.data.omniglot` instead stores its split's rotated classes).
         deterministic: Whether the parallel `map` keeps element order (the default). With
             `False` the same episodes come, possibly reordered.
+        max_ways: With `ways=None`, the most ways: None (default) for `min(50, classes)`,
+            else an integer in `[5, classes]`.
+        max_support: With `shots=None`, the most support examples of an episode.
+        max_queries: With `queries=None`, the most query examples per class.
 
     Returns:
         An endless `tf.data.Dataset` of `(inputs, query_y)` meta-batches.
@@ -80,8 +91,7 @@ def episodes(
     >>> inputs["support_x"].shape, inputs["support_y"].shape, query_y.shape
     (TensorShape([4, 5, 28, 28, 1]), TensorShape([4, 5]), TensorShape([4, 75]))
     """
-    shots = check_int_in_range("shots", shots)
-    queries = check_int_in_range("queries", queries)
+    shots, queries = check_episode_sizes(None, shots, queries)[1:]  # `ways` once classes are known.
     meta_batch_size = check_int_in_range("meta_batch_size", meta_batch_size)
     seed = check_seed(seed)
     examples, offsets, sizes = _flatten_classes(class_examples)
@@ -91,16 +101,16 @@ def episodes(
         offsets = np.repeat(offsets, len(turns))
         sizes = np.repeat(sizes, len(turns))
         turns = np.tile(turns, num_base)
-    ways = check_int_in_range(
-        "ways",
-        ways,
-        high=len(sizes),
-        reason="the number of classes in `class_examples`"
+    shape = episode_shape(
+        ways, shots, queries, sizes,
+        classes_reason="the number of classes in `class_examples`"
         + (" times the number of rotations" if turns is not None else ""),
+        size_reason="size of the smallest class",
+        max_ways=max_ways, max_support=max_support, max_queries=max_queries,
     )
-    check_shots_and_queries(shots, queries, int(sizes.min()), "size of the smallest class")
     sampler = EpisodeSampler(
-        examples, offsets, sizes, ways, shots, queries, meta_batch_size, seed, turns=turns
+        examples, offsets, sizes, shape.ways, shape.shots, shape.queries, meta_batch_size,
+        seed, turns=turns, **shape.sampler_options()
     )
     return episode_dataset(sampler, deterministic=deterministic)
 

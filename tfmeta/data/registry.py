@@ -16,6 +16,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import tensorflow as tf
 
+from tfmeta.data.episode_shape import VARIABLE_OPTIONS
+
 TASKS = ("classification", "regression")
 EXAMPLES = ("image", "text", "vector")
 
@@ -51,7 +53,10 @@ class DatasetSpec:
         task: "classification" (int32 labels) or "regression" (float32 targets).
         example: "image" (`[H, W, C]` float32), "text" (tf.string scalars) or "vector".
         options: Dataset-specific keyword arguments of `build` (e.g. `("image_size",
-            "scheme")`); the command line passes its flags of the same names.
+            "scheme")`); the command line passes its flags of the same names. Every
+            classification dataset also takes `VARIABLE_OPTIONS` (`max_ways`,
+            `max_support`, `max_queries`) for variable episodes (`ways`, `shots` or
+            `queries` None).
         example_shape: Maps the options to the shape of one example, e.g.
             `{"image_size": 28} -> (28, 28, 1)`; `()` for text.
         splits: The split names `build` accepts.
@@ -107,28 +112,33 @@ class DatasetSpec:
         """The shape of one regression target under `options` (`(1,)` unless declared)."""
         return (1,) if self.target_shape is None else tuple(self.target_shape(options))
 
+    @property
+    def all_options(self) -> tuple[str, ...]:
+        """`options`, plus `VARIABLE_OPTIONS` for a classification dataset."""
+        return self.options + (() if self.regression else VARIABLE_OPTIONS)
+
     def check_options(self, options: Mapping[str, Any]) -> None:
-        """Refuses keyword arguments that are not among this dataset's `options`."""
-        unknown = sorted(set(options) - set(self.options))
+        """Refuses keyword arguments that are not among this dataset's `all_options`."""
+        unknown = sorted(set(options) - set(self.all_options))
         if unknown:
             raise ValueError(
                 f"Invalid arguments for dataset {self.name!r}: {unknown} are not among its "
-                f"options {list(self.options)}."
+                f"options {list(self.all_options)}."
             )
 
     def episodes(
         self,
         split: str,
         *,
-        ways: int,
-        shots: int,
-        queries: int,
+        ways: int | None,
+        shots: int | None,
+        queries: int | None,
         meta_batch_size: int,
         seed: int = 0,
         data_dir: PathLike | None = None,
         **options: Any,
     ) -> tf.data.Dataset:
-        """Builds the episode dataset of `split`; `options` must be among `self.options`."""
+        """Builds the episode dataset of `split`; `options` must be among `all_options`."""
         self.check_options(options)
         return self.build(split, ways, shots, queries, meta_batch_size, seed, data_dir,
                           **options)

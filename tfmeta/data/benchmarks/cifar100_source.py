@@ -62,6 +62,7 @@ def cifar100_episodes(
     data_dir: PathLike | None,
     cache_dir: PathLike | None,
     deterministic: bool,
+    **variable: Any,
 ) -> tf.data.Dataset:
     """Episodes of `benchmark` ("cifar_fs" or "fc100"); see `tfmeta.data.cifar_fs`."""
     split = check_split(split)
@@ -75,5 +76,5 @@ def cifar100_episodes(
     return class_episodes(
         data.images, data.labels, [position[name] for name in names], ways=ways, shots=shots,
         queries=queries, meta_batch_size=meta_batch_size, seed=seed, split=split,
-        class_names=names, deterministic=deterministic,
+        class_names=names, deterministic=deterministic, **variable,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import tensorflow as tf
 
@@ -24,6 +25,7 @@ def cifar_fs(
     *,
     cache_dir: PathLike | None = None,
     deterministic: bool = True,
+    **variable: Any,
 ) -> tf.data.Dataset:
     """Endless N-way K-shot episodes of CIFAR-FS.
 
@@ -48,6 +50,8 @@ def cifar_fs(
         data_dir: The tfmeta data root; defaults to `$TFMETA_DATA_DIR`.
         cache_dir: Where decoded images are cached (see `resolve_cache_dir`).
         deterministic: Whether the parallel sampler keeps element order.
+        **variable: `max_ways`, `max_support`, `max_queries` of variable episodes (`ways`,
+            `shots` or `queries` None; see `tfmeta.data.episodes`).
 
     Returns:
         An endless `tf.data.Dataset` of meta-batches.
@@ -62,7 +66,7 @@ def cifar_fs(
     TensorShape([4, 5, 32, 32, 3])
     """
     return cifar100_episodes("cifar_fs", split, ways, shots, queries, meta_batch_size,
-                             image_size, seed, data_dir, cache_dir, deterministic)
+                             image_size, seed, data_dir, cache_dir, deterministic, **variable)
 
 
 def _build_split(split, ways, shots, queries, meta_batch_size, seed, data_dir, **options):

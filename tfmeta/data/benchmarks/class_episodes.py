@@ -14,7 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from tfmeta.data.arguments import check_int_in_range, check_shots_and_queries, invalid_value
+from tfmeta.data.arguments import check_int_in_range, invalid_value
+from tfmeta.data.episode_shape import MAX_QUERIES, MAX_SUPPORT, check_episode_sizes, episode_shape
 from tfmeta.data.episodes import episode_dataset
 from tfmeta.data.sampling import EpisodeSampler
 
@@ -31,10 +32,9 @@ def check_episode_arguments(
     >>> check_episode_arguments(5, 1, 15, 4, 84, 0)
     (5, 1, 15, 4, 84, 0)
     """
-    checked = tuple(
+    checked = check_episode_sizes(ways, shots, queries) + tuple(
         check_int_in_range(name, value)
-        for name, value in (("ways", ways), ("shots", shots), ("queries", queries),
-                            ("meta_batch_size", meta_batch_size), ("image_size", image_size))
+        for name, value in (("meta_batch_size", meta_batch_size), ("image_size", image_size))
     )
     if not isinstance(seed, int | np.integer) or isinstance(seed, bool):
         raise invalid_value("seed", "an integer", seed)
@@ -54,6 +54,9 @@ def class_episodes(
     split: str,
     class_names: Sequence[str] | None = None,
     deterministic: bool = True,
+    max_ways: int | None = None,
+    max_support: int = MAX_SUPPORT,
+    max_queries: int = MAX_QUERIES,
 ) -> tf.data.Dataset:
     """Endless episodes over the images whose label is one of `classes`.
 
@@ -69,6 +72,9 @@ def class_episodes(
         split: The split's name, for messages.
         class_names: Names of `classes`, for messages.
         deterministic: Whether the parallel sampler keeps element order.
+        max_ways: With `ways=None`, the most ways (default `min(50, classes)`).
+        max_support: With `shots=None`, the most support examples of an episode.
+        max_queries: With `queries=None`, the most query examples per class.
 
     Returns:
         The endless `tf.data.Dataset` of the episode contract, images float32 in [0, 1].
@@ -95,13 +101,12 @@ def class_episodes(
     if (sizes == 0).any():
         empty = names[int(np.argmax(sizes == 0))]
         raise ValueError(f"Class {empty} of split '{split}' has no images: the data is incomplete.")
-    ways = check_int_in_range(
-        "ways", ways, high=len(classes), reason=f"the number of classes in split '{split}'"
-    )
-    smallest = int(sizes.min())
-    check_shots_and_queries(
-        shots, queries, smallest,
-        f"images of the smallest class of split '{split}', {names[int(np.argmin(sizes))]}",
+    shape = episode_shape(
+        ways, shots, queries, sizes,
+        classes_reason=f"the number of classes in split '{split}'",
+        size_reason=f"images of the smallest class of split '{split}', "
+        f"{names[int(np.argmin(sizes))]}",
+        max_ways=max_ways, max_support=max_support, max_queries=max_queries,
     )
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     if len(order) < len(images) or not np.array_equal(order, np.arange(len(order))):
@@ -110,11 +115,12 @@ def class_episodes(
         images,
         offsets=offsets,
         sizes=sizes,
-        ways=ways,
-        shots=shots,
-        queries=queries,
+        ways=shape.ways,
+        shots=shape.shots,
+        queries=shape.queries,
         meta_batch_size=meta_batch_size,
         seed=seed,
         scale=PIXEL_SCALE,
+        **shape.sampler_options(),
     )
     return episode_dataset(sampler, deterministic=deterministic)

@@ -9,6 +9,7 @@ network exists (TFDS's preparation of this dataset also needs OpenCV).
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import tensorflow as tf
 
@@ -51,6 +52,7 @@ def cub(
     *,
     cache_dir: PathLike | None = None,
     deterministic: bool = True,
+    **variable: Any,
 ) -> tf.data.Dataset:
     """Endless N-way K-shot episodes of CUB-200-2011 birds (100 / 50 / 50 classes).
 
@@ -72,6 +74,8 @@ def cub(
         data_dir: The tfmeta data root; defaults to `$TFMETA_DATA_DIR`.
         cache_dir: Where decoded images are cached (see `resolve_cache_dir`).
         deterministic: Whether the parallel sampler keeps element order.
+        **variable: `max_ways`, `max_support`, `max_queries` of variable episodes (`ways`,
+            `shots` or `queries` None; see `tfmeta.data.episodes`).
 
     Returns:
         An endless `tf.data.Dataset` of meta-batches.
@@ -95,7 +99,7 @@ def cub(
     return class_episodes(
         data.images, data.labels, [class_label(name) for name in names], ways=ways,
         shots=shots, queries=queries, meta_batch_size=meta_batch_size, seed=seed, split=split,
-        class_names=names, deterministic=deterministic,
+        class_names=names, deterministic=deterministic, **variable,
     )
 
 

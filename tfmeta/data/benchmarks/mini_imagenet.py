@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import tensorflow as tf
 
@@ -85,6 +86,7 @@ def mini_imagenet(
     *,
     cache_dir: PathLike | None = None,
     deterministic: bool = True,
+    **variable: Any,
 ) -> tf.data.Dataset:
     """Endless N-way K-shot episodes of mini-ImageNet (Ravi and Larochelle's class split).
 
@@ -107,6 +109,8 @@ def mini_imagenet(
             defaults to `$TFMETA_DATA_DIR`.
         cache_dir: Where decoded images are cached (see `resolve_cache_dir`).
         deterministic: Whether the parallel sampler keeps element order.
+        **variable: `max_ways`, `max_support`, `max_queries` of variable episodes (`ways`,
+            `shots` or `queries` None; see `tfmeta.data.episodes`).
 
     Returns:
         An endless `tf.data.Dataset` of meta-batches.
@@ -132,7 +136,7 @@ def mini_imagenet(
     return class_episodes(
         data.images, data.labels, [label.str2int(name) for name in names], ways=ways,
         shots=shots, queries=queries, meta_batch_size=meta_batch_size, seed=seed, split=split,
-        class_names=names, deterministic=deterministic,
+        class_names=names, deterministic=deterministic, **variable,
     )
 
 

@@ -30,6 +30,13 @@ from tfmeta.data.arguments import (
     invalid_value,
 )
 from tfmeta.data.data_dir import resolve_cache_dir
+from tfmeta.data.episode_shape import (
+    MAX_QUERIES,
+    MAX_SUPPORT,
+    check_episode_sizes,
+    episode_shape,
+    min_class_size,
+)
 from tfmeta.data.episodes import episode_dataset
 from tfmeta.data.images.image_decoding import decode_images
 from tfmeta.data.images.image_folder_source import ImageFolderListing, list_images, read_bytes
@@ -111,9 +118,9 @@ def load_image_folder(
 
 def image_folder(
     path: PathLike,
-    ways: int,
-    shots: int,
-    queries: int,
+    ways: int | None,
+    shots: int | None,
+    queries: int | None,
     meta_batch_size: int,
     image_size: int,
     classes: ClassList | Mapping[str, ClassList] | None = None,
@@ -126,6 +133,9 @@ def image_folder(
     small_classes: str = "error",
     cache_dir: PathLike | None = None,
     deterministic: bool = True,
+    max_ways: int | None = None,
+    max_support: int = MAX_SUPPORT,
+    max_queries: int = MAX_QUERIES,
 ) -> tf.data.Dataset:
     """Endless N-way K-shot episodes of your own images, `<path>/<class>/<image>`.
 
@@ -169,6 +179,9 @@ def image_folder(
         small_classes: "error" or "skip" (see above).
         cache_dir: Where decoded images are cached.
         deterministic: Whether the parallel sampler keeps element order.
+        max_ways: With `ways=None`, the most ways (default `min(50, classes)`).
+        max_support: With `shots=None`, the most support examples of an episode.
+        max_queries: With `queries=None`, the most query examples per class.
 
     Returns:
         An endless `tf.data.Dataset` of meta-batches.
@@ -185,9 +198,7 @@ def image_folder(
     >>> inputs["support_x"].shape  # doctest: +SKIP
     TensorShape([4, 5, 84, 84, 3])
     """
-    ways = check_int_in_range("ways", ways)
-    shots = check_int_in_range("shots", shots)
-    queries = check_int_in_range("queries", queries)
+    ways, shots, queries = check_episode_sizes(ways, shots, queries)
     meta_batch_size = check_int_in_range("meta_batch_size", meta_batch_size)
     image_size = check_image_size(image_size)
     if not isinstance(seed, int | np.integer) or isinstance(seed, bool):
@@ -196,12 +207,13 @@ def image_folder(
     listing, chosen = _chosen_classes(path, subdir, classes, split, fractions, split_seed)
     # Every check reads the listing, so a bad argument fails before any image is decoded.
     counts = dict(zip(listing.classes, (len(files) for files in listing.files), strict=True))
-    small = [name for name in chosen if counts[name] < shots + queries]
+    needed = min_class_size(shots, queries)
+    small = [name for name in chosen if counts[name] < needed]
     if small:
         examples = {name: counts[name] for name in small[:5]}
         message = (
             f"{len(small)} of the {len(chosen)} classes have fewer than shots + queries = "
-            f"{shots + queries} images (e.g. {examples})"
+            f"{needed} images (e.g. {examples})"
         )
         if small_classes == "error":
             raise ValueError(
@@ -210,22 +222,26 @@ def image_folder(
                 f"shots={shots}, queries={queries}"
             )
         warnings.warn(f"Skipping classes of {listing.path}: {message}.", stacklevel=2)
-        chosen = tuple(name for name in chosen if counts[name] >= shots + queries)
+        chosen = tuple(name for name in chosen if counts[name] >= needed)
     what = f"split '{split}'" if split is not None else "the chosen classes"
-    ways = check_int_in_range(
-        "ways", ways, high=len(chosen), reason=f"the number of usable classes in {what}"
+    shape = episode_shape(
+        ways, shots, queries, [counts[name] for name in chosen] or [0],
+        classes_reason=f"the number of usable classes in {what}",
+        size_reason=f"images of the smallest class of {what}",
+        max_ways=max_ways, max_support=max_support, max_queries=max_queries,
     )
     examples = _class_examples(listing, chosen, image_size, cache_dir)
     sampler = EpisodeSampler(
         examples.examples,
         offsets=examples.offsets,
         sizes=examples.sizes,
-        ways=ways,
-        shots=shots,
-        queries=queries,
+        ways=shape.ways,
+        shots=shape.shots,
+        queries=shape.queries,
         meta_batch_size=meta_batch_size,
         seed=int(seed),
         scale=examples.scale,
+        **shape.sampler_options(),
     )
     return episode_dataset(sampler, deterministic=deterministic)
 

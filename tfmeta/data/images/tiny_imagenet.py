@@ -26,6 +26,7 @@ import tensorflow as tf
 
 from tfmeta.data.arguments import check_choice
 from tfmeta.data.data_dir import DATA_DIR_ENV, resolve_data_dir
+from tfmeta.data.episode_shape import MAX_QUERIES, MAX_SUPPORT
 from tfmeta.data.images.image_folder import image_folder, image_folder_classes, read_class_list
 from tfmeta.data.registry import ClassExamples, DatasetSpec, register
 
@@ -40,9 +41,9 @@ PathLike = str | os.PathLike[str]
 
 def tiny_imagenet(
     split: str = "train",
-    ways: int = 5,
-    shots: int = 1,
-    queries: int = 15,
+    ways: int | None = 5,
+    shots: int | None = 1,
+    queries: int | None = 15,
     meta_batch_size: int = 4,
     image_size: int = 64,
     seed: int = 0,
@@ -50,6 +51,9 @@ def tiny_imagenet(
     *,
     cache_dir: PathLike | None = None,
     deterministic: bool = True,
+    max_ways: int | None = None,
+    max_support: int = MAX_SUPPORT,
+    max_queries: int = MAX_QUERIES,
 ) -> tf.data.Dataset:
     """Endless N-way K-shot episodes of Tiny ImageNet classes (RGB, `[0, 1]`).
 
@@ -61,15 +65,19 @@ def tiny_imagenet(
 
     Args:
         split: "train" (120 classes), "validation" (alias "val"; 40) or "test" (40).
-        ways: Classes per episode, N.
-        shots: Support images per class, K.
-        queries: Query images per class, Q (`shots + queries <= 500`).
+        ways: Classes per episode, N, or None (sampled per episode; see
+            `tfmeta.data.episodes` for variable episodes).
+        shots: Support images per class, K, or None (sampled).
+        queries: Query images per class, Q (`shots + queries <= 500`), or None (sampled).
         meta_batch_size: Episodes per element, B.
         image_size: Side of the square images.
         seed: Integer seed of the episode stream.
         data_dir: The data root holding `tiny_imagenet/`; defaults to `$TFMETA_DATA_DIR`.
         cache_dir: Where decoded images are cached.
         deterministic: Whether the parallel sampler keeps element order.
+        max_ways: With `ways=None`, the most ways (default `min(50, classes)`).
+        max_support: With `shots=None`, the most support examples of an episode.
+        max_queries: With `queries=None`, the most query examples per class.
 
     Returns:
         An endless `tf.data.Dataset` of meta-batches.
@@ -88,6 +96,7 @@ def tiny_imagenet(
     return image_folder(
         source, ways, shots, queries, meta_batch_size, image_size, classes=class_lists,
         seed=seed, split=split, subdir=subdir, cache_dir=cache_dir, deterministic=deterministic,
+        max_ways=max_ways, max_support=max_support, max_queries=max_queries,
     )
 
 

@@ -11,13 +11,15 @@ import numpy as np
 import tensorflow as tf
 
 from tfmeta.data import array_cache
-from tfmeta.data.arguments import (
-    check_int_in_range,
-    check_seed,
-    check_shots_and_queries,
-    invalid_value,
-)
+from tfmeta.data.arguments import check_int_in_range, check_seed, invalid_value
 from tfmeta.data.data_dir import resolve_cache_dir, resolve_data_dir
+from tfmeta.data.episode_shape import (
+    MAX_QUERIES,
+    MAX_SUPPORT,
+    MIN_WAYS,
+    check_episode_sizes,
+    episode_shape,
+)
 from tfmeta.data.episodes import episode_dataset
 from tfmeta.data.omniglot import source as omniglot_source
 from tfmeta.data.omniglot.png_decoding import decode_drawings
@@ -98,9 +100,9 @@ def load_omniglot(
 
 def omniglot(
     split: str = "train",
-    ways: int = 5,
-    shots: int = 1,
-    queries: int = 15,
+    ways: int | None = 5,
+    shots: int | None = 1,
+    queries: int | None = 15,
     meta_batch_size: int = 32,
     image_size: int = 28,
     scheme: str = "vinyals",
@@ -110,6 +112,9 @@ def omniglot(
     rotations: bool | None = None,
     cache_dir: PathLike | None = None,
     deterministic: bool = True,
+    max_ways: int | None = None,
+    max_support: int = MAX_SUPPORT,
+    max_queries: int = MAX_QUERIES,
 ) -> tf.data.Dataset:
     """Endless N-way K-shot episodes of Omniglot characters.
 
@@ -125,11 +130,14 @@ def omniglot(
     (1,100 / 100 / 423 characters, seeded shuffle) and "lake" (background 964 / evaluation
     659; no validation split).
 
+    `ways=None, shots=None, queries=None` give Meta-Dataset's variable episodes, padded
+    with label -1 (see `tfmeta.data.episodes`).
+
     Args:
         split: "train", "validation" (alias "val") or "test".
-        ways: Classes per episode, N.
-        shots: Support drawings per class, K.
-        queries: Query drawings per class, Q (`shots + queries <= 20`).
+        ways: Classes per episode, N, or None (sampled per episode).
+        shots: Support drawings per class, K, or None (sampled per episode and class).
+        queries: Query drawings per class, Q (`shots + queries <= 20`), or None.
         meta_batch_size: Episodes per element, B.
         image_size: Side of the square images.
         scheme: The class split: "vinyals", "maml" or "lake".
@@ -141,6 +149,9 @@ def omniglot(
             (every split), off for "lake".
         cache_dir: Where decoded images are cached (see `load_omniglot`).
         deterministic: Whether the parallel sampler keeps element order.
+        max_ways: With `ways=None`, the most ways (default `min(50, classes)`).
+        max_support: With `shots=None`, the most support drawings of an episode.
+        max_queries: With `queries=None`, the most query drawings per class.
 
     Returns:
         An endless `tf.data.Dataset` of meta-batches.
@@ -158,34 +169,34 @@ def omniglot(
     """
     scheme = check_scheme(scheme)
     split = check_split(split, scheme)
-    ways = check_int_in_range("ways", ways)
-    shots = check_int_in_range("shots", shots)
-    queries = check_int_in_range("queries", queries)
+    ways, shots, queries = check_episode_sizes(ways, shots, queries)
     meta_batch_size = check_int_in_range("meta_batch_size", meta_batch_size)
     image_size = check_int_in_range("image_size", image_size)
     seed = check_seed(seed)
     if rotations is not None and not isinstance(rotations, bool):
         raise invalid_value("rotations", "True, False or None (the scheme's default)", rotations)
-    check_shots_and_queries(shots, queries, DRAWINGS_PER_CHARACTER, "drawings per character")
+    variable = {"max_ways": max_ways, "max_support": max_support, "max_queries": max_queries}
+    # The checks that need no data, before any is read (20 drawings per class).
+    episode_shape(ways, shots, queries, [DRAWINGS_PER_CHARACTER] * (ways or MIN_WAYS),
+                  classes_reason="", size_reason="drawings per character",
+                  **{**variable, "max_ways": None})
 
     examples = split_examples(split, data_dir, image_size, scheme, rotations=rotations,
                               cache_dir=cache_dir)
-    ways = check_int_in_range(
-        "ways",
-        ways,
-        high=len(examples.sizes),
-        reason=f"the number of classes in split '{split}'",
-    )
+    shape = episode_shape(ways, shots, queries, examples.sizes,
+                          classes_reason=f"the number of classes in split '{split}'",
+                          size_reason="drawings per character", **variable)
     sampler = EpisodeSampler(
         examples.examples,
         offsets=examples.offsets,
         sizes=examples.sizes,
-        ways=ways,
-        shots=shots,
-        queries=queries,
+        ways=shape.ways,
+        shots=shape.shots,
+        queries=shape.queries,
         meta_batch_size=meta_batch_size,
         seed=int(seed),
         scale=examples.scale,
+        **shape.sampler_options(),
     )
     return episode_dataset(sampler, deterministic=deterministic)
 

@@ -23,8 +23,9 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
-from tfmeta.data.arguments import check_int_in_range, check_shots_and_queries, invalid_value
+from tfmeta.data.arguments import check_int_in_range, invalid_value
 from tfmeta.data.data_dir import DATA_DIR_ENV, resolve_data_dir
+from tfmeta.data.episode_shape import MAX_QUERIES, MAX_SUPPORT, check_episode_sizes, episode_shape
 from tfmeta.data.episodes import episode_dataset
 from tfmeta.data.registry import DatasetSpec, register
 from tfmeta.data.sampling import EpisodeSampler
@@ -98,15 +99,18 @@ def load_intents(
 def intents(
     name: str = "banking77",
     split: str = "train",
-    ways: int = 5,
-    shots: int = 1,
-    queries: int = 5,
+    ways: int | None = 5,
+    shots: int | None = 1,
+    queries: int | None = 5,
     meta_batch_size: int = 4,
     class_split: int = 1,
     seed: int = 0,
     data_dir: PathLike | None = None,
     *,
     deterministic: bool = True,
+    max_ways: int | None = None,
+    max_support: int = MAX_SUPPORT,
+    max_queries: int = MAX_QUERIES,
 ) -> tf.data.Dataset:
     """Endless N-way K-shot episodes of raw sentences, one intent per class.
 
@@ -131,6 +135,9 @@ def intents(
         seed: Integer seed of the episode stream.
         data_dir: The data root holding `intent/`; defaults to `$TFMETA_DATA_DIR`.
         deterministic: Whether the parallel sampler keeps element order.
+        max_ways: With `ways=None`, the most ways (default `min(50, classes)`).
+        max_support: With `shots=None`, the most support examples of an episode.
+        max_queries: With `queries=None`, the most query examples per class.
 
     Returns:
         An endless `tf.data.Dataset` of meta-batches.
@@ -146,32 +153,30 @@ def intents(
     >>> inputs["support_x"].shape, inputs["support_x"].dtype, query_y.shape  # doctest: +SKIP
     (TensorShape([4, 5]), tf.string, TensorShape([4, 25]))
     """
-    ways = check_int_in_range("ways", ways)
-    shots = check_int_in_range("shots", shots)
-    queries = check_int_in_range("queries", queries)
+    ways, shots, queries = check_episode_sizes(ways, shots, queries)
     meta_batch_size = check_int_in_range("meta_batch_size", meta_batch_size)
     if not isinstance(seed, int | np.integer) or isinstance(seed, bool):
         raise invalid_value("seed", "an integer", seed)
     classes = load_intents(name, split, class_split, data_dir)
-    ways = check_int_in_range(
-        "ways", ways, high=len(classes.labels),
-        reason=f"the number of intents in split '{_check_split(split)}' of {name!r}",
-    )
     sizes = np.array([len(sentences) for sentences in classes.sentences], dtype=np.int64)
     smallest = int(np.argmin(sizes))
-    check_shots_and_queries(
-        shots, queries, int(sizes[smallest]),
-        f"sentences of intent {classes.labels[smallest]!r}, the smallest of this split",
+    shape = episode_shape(
+        ways, shots, queries, sizes,
+        classes_reason=f"the number of intents in split '{_check_split(split)}' of {name!r}",
+        size_reason=f"sentences of intent {classes.labels[smallest]!r}, the smallest of this "
+        "split",
+        max_ways=max_ways, max_support=max_support, max_queries=max_queries,
     )
     sampler = EpisodeSampler(
         np.array([s for sentences in classes.sentences for s in sentences], dtype=object),
         offsets=np.concatenate([[0], np.cumsum(sizes)[:-1]]),
         sizes=sizes,
-        ways=ways,
-        shots=shots,
-        queries=queries,
+        ways=shape.ways,
+        shots=shape.shots,
+        queries=shape.queries,
         meta_batch_size=meta_batch_size,
         seed=int(seed),
+        **shape.sampler_options(),
     )
     return episode_dataset(sampler, deterministic=deterministic)
 
