@@ -7,15 +7,25 @@ works too). Other files (e.g. bounding-box text files) and hidden files and fold
 starting with "." or "__MACOSX") are not images and are passed over. The root may be a
 folder or a zip archive of that layout; inside a zip, the root is `subdir` or, when every
 entry lies in one top-level folder (as when a folder is zipped), that folder.
+
+Only regular files are read (after following symbolic links): a FIFO, a device (a link to
+`/dev/zero` named `.png`), a socket, a dangling or self-referencing link, an unreadable
+folder and a link back to a folder already listed (a loop) are skipped, with one warning
+naming them. An image file, or a zip member once decompressed, may hold at most
+`MAX_FILE_BYTES` (64 MiB); a larger one is an error naming it, found from the listing
+before any image is read, and every read stops at that bound whatever the file claims.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import mmap
 import os
+import stat
 import struct
+import warnings
 import zipfile
 import zlib
 from collections import defaultdict
@@ -25,6 +35,9 @@ from typing import NamedTuple
 from tfmeta.data.arguments import invalid_value
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+# The most bytes one image file (or decompressed zip member) may hold: a 24-megapixel JPEG
+# is about 10 MB, and a PNG of 8192 x 8192 pixels (the decoding bound) rarely more.
+MAX_FILE_BYTES = 64 * 2**20
 _LOCAL_HEADER_SIZE = 30
 
 PathLike = str | os.PathLike[str]
@@ -93,7 +106,7 @@ def list_images(path: PathLike, subdir: str | None = None) -> ImageFolderListing
             raise FileNotFoundError(f"The image folder {root} does not exist.")
         if not root.resolve().is_relative_to(path.resolve()):
             raise invalid_value("subdir", f"a folder inside {path} (it links outside)", subdir)
-        entries = _walk_folder(root)
+        entries, skipped = _walk_folder(root)
         root_name = subdir or ""
     elif path.is_file():
         if not zipfile.is_zipfile(path):
@@ -102,6 +115,12 @@ def list_images(path: PathLike, subdir: str | None = None) -> ImageFolderListing
                 f"archive of one. Received: path='{path}' (a file that is not a zip archive)"
             )
         entries, root_name = _zip_entries(path, subdir)
+        skipped = []
+    elif path.exists():
+        raise ValueError(
+            "Invalid value for argument `path`: expected a folder of class folders or a zip "
+            f"archive of one. Received: path='{path}' (neither a folder nor a regular file)"
+        )
     else:
         raise FileNotFoundError(
             f"The image folder {path} does not exist (expected a folder <path>/<class>/<image> "
@@ -109,16 +128,24 @@ def list_images(path: PathLike, subdir: str | None = None) -> ImageFolderListing
         )
     groups: dict[str, list[str]] = defaultdict(list)
     folders: set[str] = set()
-    for relative, is_dir, *_ in entries:
+    where = f"{path}:{root_name}" if path.is_file() else str(path / root_name)
+    for relative, is_dir, size, _ in entries:
         parts = PurePosixPath(relative).parts
         if any(_hidden(part) for part in parts):
             continue
         if is_dir or len(parts) > 1:
             folders.add(parts[0])
         if not is_dir and len(parts) > 1 and relative.lower().endswith(IMAGE_EXTENSIONS):
+            if size > MAX_FILE_BYTES:
+                inner = str(PurePosixPath(root_name, relative))
+                raise _too_large(f"{path}:{inner}" if path.is_file() else str(path / inner), size)
             groups[parts[0]].append(relative)
+    if skipped:
+        shown = "; ".join(skipped[:5]) + (f"; and {len(skipped) - 5} more" if len(skipped) > 5
+                                          else "")
+        warnings.warn(f"Skipping {len(skipped)} entries of the image folder {where} that are "
+                      f"not regular files or folders: {shown}.", stacklevel=2)
     classes = tuple(sorted(folders))
-    where = f"{path}:{root_name}" if path.is_file() else str(path / root_name)
     if not classes:
         raise FileNotFoundError(
             f"The image folder {where} holds no class folders (expected <class>/<image> files "
@@ -135,7 +162,7 @@ def read_bytes(listing: ImageFolderListing, relatives: list[str]) -> list[bytes]
     """Reads the files `relatives` (relative to the listing's root) as bytes."""
     if not listing.is_zip:
         base = listing.path / listing.root if listing.root else listing.path
-        return [(base / relative).read_bytes() for relative in relatives]
+        return [_regular_file_bytes(base / relative) for relative in relatives]
     prefix = f"{listing.root}/" if listing.root else ""
     with zipfile.ZipFile(listing.path) as archive, open(listing.path, "rb") as file:
         # Stored and deflated members are sliced out of one memory map, several times
@@ -144,16 +171,54 @@ def read_bytes(listing: ImageFolderListing, relatives: list[str]) -> list[bytes]
             return [_member_bytes(archive, view, prefix + relative) for relative in relatives]
 
 
+def _regular_file_bytes(path: Path) -> bytes:
+    """The bytes of `path` if it is a regular file of at most `MAX_FILE_BYTES`.
+
+    Opened without blocking (a FIFO that replaced a file since the listing never hangs),
+    checked to be a regular file, and read at most one byte past the bound.
+    """
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with open(descriptor, "rb") as file:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise ValueError(f"Cannot read the image {path}: it is not a regular file (a FIFO, "
+                             "device or socket); remove it from the image folder.")
+        data = file.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise _too_large(str(path), len(data))
+    return data
+
+
+def _too_large(name: str, size: int) -> ValueError:
+    at_least = "at least " if size == MAX_FILE_BYTES + 1 else ""
+    return ValueError(
+        f"The image file {name} holds {at_least}{size:,} bytes, more than the "
+        f"{MAX_FILE_BYTES:,} (MAX_FILE_BYTES) tfmeta reads for one image; shrink or remove it."
+    )
+
+
 def _member_bytes(archive: zipfile.ZipFile, view: mmap.mmap, name: str) -> bytes:
     info = archive.getinfo(name)
+    where = f"{archive.filename}:{name}"
+    if info.file_size > MAX_FILE_BYTES:
+        raise _too_large(where, info.file_size)
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) or info.flag_bits & 1:
-        return archive.read(name)
+        try:
+            with archive.open(name) as member:
+                data = member.read(MAX_FILE_BYTES + 1)
+        except zipfile.BadZipFile as error:
+            raise ValueError(f"The zip member {where} is corrupt ({error}).") from None
+        if len(data) > MAX_FILE_BYTES:
+            raise _too_large(where, len(data))
+        return data
     header = view[info.header_offset:info.header_offset + _LOCAL_HEADER_SIZE]
     name_length, extra_length = struct.unpack("<HH", header[26:30])
     start = info.header_offset + _LOCAL_HEADER_SIZE + name_length + extra_length
-    data = view[start:start + info.compress_size]
+    data = view[start:start + min(info.compress_size, MAX_FILE_BYTES + 1)]
     if info.compress_type == zipfile.ZIP_DEFLATED:
-        data = zlib.decompress(data, -15)
+        # Bounded whatever the header claims: a member may inflate far beyond its size.
+        data = zlib.decompressobj(-15).decompress(data, MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise _too_large(where, len(data))
     if zlib.crc32(data) != info.CRC:
         raise ValueError(f"The zip member {name} of {archive.filename} is corrupt (bad CRC).")
     return data
@@ -189,22 +254,59 @@ def _hidden(name: str) -> bool:
     return name.startswith(".") or name == "__MACOSX"
 
 
-def _walk_folder(root: Path) -> list[tuple[str, bool, int, int]]:
-    """`(relative POSIX path, is folder, size, mtime_ns)` of everything under `root`."""
-    entries = []
+def _walk_folder(root: Path) -> tuple[list[tuple[str, bool, int, int]], list[str]]:
+    """The folders and regular files under `root` (links followed), and what was skipped.
+
+    Entries are `(relative POSIX path, is folder, size, mtime_ns)`; each skipped entry is
+    its path and why. Each folder is entered once (by device and inode), so a link loop
+    ends at once.
+    """
+    entries, skipped = [], []
+    root_stat = root.stat()
+    entered = {(root_stat.st_dev, root_stat.st_ino)}
     stack = [("", root)]
     while stack:
         prefix, folder = stack.pop()
-        with os.scandir(folder) as scan:
-            for entry in scan:
-                relative = f"{prefix}{entry.name}"
-                if entry.is_dir():
-                    entries.append((relative, True, 0, 0))
-                    stack.append((relative + "/", Path(entry.path)))
-                else:
-                    stat = entry.stat()
-                    entries.append((relative, False, stat.st_size, stat.st_mtime_ns))
-    return entries
+        try:
+            with os.scandir(folder) as scan:
+                listed = list(scan)
+        except OSError as error:
+            skipped.append(f"{prefix.rstrip('/')} (unreadable folder: {error.strerror})")
+            continue
+        for entry in listed:
+            relative = f"{prefix}{entry.name}"
+            if _hidden(entry.name):
+                continue
+            try:
+                info = entry.stat()  # Follows links.
+            except OSError as error:
+                why = ("a link to itself or a link loop" if error.errno == errno.ELOOP else
+                       "a dangling link" if entry.is_symlink() else error.strerror)
+                skipped.append(f"{relative} ({why})")
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                identity = (info.st_dev, info.st_ino)
+                if identity in entered:
+                    skipped.append(f"{relative} (a link to a folder already listed: a loop)")
+                    continue
+                entered.add(identity)
+                entries.append((relative, True, 0, 0))
+                stack.append((relative + "/", Path(entry.path)))
+            elif stat.S_ISREG(info.st_mode):
+                entries.append((relative, False, info.st_size, info.st_mtime_ns))
+            else:
+                skipped.append(f"{relative} (not a regular file: {_file_kind(info.st_mode)})")
+    return entries, skipped
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a special file"
 
 
 def _zip_entries(path: Path, subdir: str | None) -> tuple[list[tuple[str, bool, int, int]], str]:
