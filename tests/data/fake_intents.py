@@ -1,5 +1,6 @@
 """A tiny intent dataset in the on-disk layout of <root>/intent/<name>/ (full.jsonl, splits/)."""
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -32,7 +33,8 @@ def write_fake_intents(root, name="toy", sentences_per_intent=8, class_splits=2,
     """Writes `<root>/intent/<name>/` and returns the data root.
 
     Class split 01 is `SPLITS`; split 02 swaps the validation and test intents.
-    `overrides` maps a label to its own list of sentences.
+    `overrides` maps a label to its own list of sentences. Like the real data, the folder
+    `<root>/intent/` carries a `SHA256SUMS` of its files (see `sign`).
     """
     folder = Path(root) / "intent" / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -50,4 +52,17 @@ def write_fake_intents(root, name="toy", sentences_per_intent=8, class_splits=2,
             lists["valid"], lists["test"] = SPLITS["test"], SPLITS["valid"]
         for split, labels in lists.items():
             (split_dir / f"{split}.txt").write_text("\n".join(labels) + "\n")
+    sign(root)
     return Path(root)
+
+
+def sign(root):
+    """(Re)writes `<root>/intent/SHA256SUMS` for every file under it, as `sha256sum` would.
+
+    A test that changes a file on purpose to test another check calls this afterwards.
+    """
+    folder = Path(root) / "intent"
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "SHA256SUMS")
+    lines = [f"{hashlib.sha256(p.read_bytes()).hexdigest()}  ./{p.relative_to(folder).as_posix()}"
+             for p in files]
+    (folder / "SHA256SUMS").write_text("\n".join(lines) + "\n")

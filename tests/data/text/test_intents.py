@@ -1,16 +1,20 @@
 """Intent episodes: the text episode contract, class splits, determinism and bad input."""
 
+import importlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from fake_intents import SPLITS, write_fake_intents
+from fake_intents import SPLITS, sign, write_fake_intents
 
 from tfmeta import data
 from tfmeta.data import intents, load_intents
+
+intents_module = importlib.import_module("tfmeta.data.text.intents")
 
 
 @pytest.fixture
@@ -113,6 +117,7 @@ def test_a_folder_without_full_jsonl(fake_intent_root, monkeypatch):
 def test_a_split_file_naming_an_unknown_intent(fake_intent_root):
     path = fake_intent_root / "intent" / "toy" / "splits" / "01" / "test.txt"
     path.write_text("exchange_rate\nno_such_intent\n")
+    sign(fake_intent_root)
     with pytest.raises(ValueError, match=r"test\.txt.*no sentence.*'no_such_intent'"):
         intents("toy", "test", ways=1, data_dir=fake_intent_root)
 
@@ -130,8 +135,139 @@ def test_empty_sentences_and_malformed_lines(tmp_path):
         load_intents("toy", "train", 1, root)
     path = Path(root) / "intent" / "toy" / "full.jsonl"
     path.write_text(json.dumps({"text": "hello", "label": "x"}) + "\n")
+    sign(root)
     with pytest.raises(ValueError, match=r"line 1 of .*\"sentence\" and \"label\""):
         load_intents("toy", "train", 1, root)
+
+
+def one_line_error(error_type, call, *args, **kwargs):
+    with pytest.raises(error_type) as caught:
+        call(*args, **kwargs)
+    message = str(caught.value)
+    assert "\n" not in message, message
+    return message
+
+
+# === Checked data: SHA256SUMS, known counts, disjoint splits, UTF-8 (issue 25) ===
+
+
+def test_the_stand_in_carries_its_sha256sums(fake_intent_root):
+    listed = data.checksums.read_sha256sums(fake_intent_root / "intent")
+    assert {"toy/full.jsonl", "toy/splits/01/test.txt", "toy/splits/02/train.txt"} <= set(listed)
+
+
+def test_a_file_that_differs_from_sha256sums_is_refused(fake_intent_root):
+    folder = fake_intent_root / "intent" / "toy"
+    test_file = folder / "splits" / "01" / "test.txt"
+    test_file.write_text("exchange_rate\n")  # one of the three test intents
+    message = one_line_error(ValueError, load_intents, "toy", "test", 1, fake_intent_root)
+    assert str(test_file) in message and "does not match its checksum" in message
+    # Every file of the class split is checked, whichever split is asked for.
+    one_line_error(ValueError, load_intents, "toy", "train", 1, fake_intent_root)
+    assert load_intents("toy", "test", 2, fake_intent_root).labels == SPLITS["valid"]
+    full = folder / "full.jsonl"
+    lines = full.read_text().splitlines()
+    full.write_text("\n".join(lines[: len(lines) // 2]) + "\n")
+    message = one_line_error(ValueError, intents, "toy", "test", class_split=2,
+                             data_dir=fake_intent_root)
+    assert str(full) in message and "does not match its checksum" in message
+
+
+def test_a_dataset_folder_may_carry_its_own_sha256sums(fake_intent_root):
+    folder = fake_intent_root / "intent" / "toy"
+    (fake_intent_root / "intent" / "SHA256SUMS").unlink()
+    shutil.copy(folder / "full.jsonl", folder / "good.jsonl")
+    sign(fake_intent_root)
+    sums = (fake_intent_root / "intent" / "SHA256SUMS").read_text().replace("./toy/", "./")
+    (fake_intent_root / "intent" / "SHA256SUMS").unlink()
+    (folder / "SHA256SUMS").write_text(sums)
+    assert load_intents("toy", "test", 1, fake_intent_root).labels == SPLITS["test"]
+    (folder / "full.jsonl").write_text((folder / "full.jsonl").read_text()[:-40] + "\n")
+    message = one_line_error(ValueError, load_intents, "toy", "test", 1, fake_intent_root)
+    assert str(folder / "full.jsonl") in message and str(folder / "SHA256SUMS") in message
+
+
+def test_known_datasets_are_checked_against_their_counts(fake_intent_root, monkeypatch):
+    """Without SHA256SUMS, a known dataset's counts still catch a cut file."""
+    known = intents_module.KnownIntents(sentences=12 * 8, intents=12,
+                                        split_sizes=((6, 3, 3), (6, 3, 3)))
+    monkeypatch.setitem(intents_module.KNOWN_DATASETS, "toy", known)
+    (fake_intent_root / "intent" / "SHA256SUMS").unlink()
+    assert load_intents("toy", "test", 1, fake_intent_root).labels == SPLITS["test"]
+    folder = fake_intent_root / "intent" / "toy"
+    test_file = folder / "splits" / "02" / "test.txt"
+    test_file.write_text("card_lost\n")
+    message = one_line_error(ValueError, load_intents, "toy", "test", 2, fake_intent_root)
+    assert message.startswith(str(test_file)) and "has 1 intents" in message
+    assert "expected 3" in message
+    full = folder / "full.jsonl"
+    full.write_text("\n".join(full.read_text().splitlines()[:48]) + "\n")
+    message = one_line_error(ValueError, load_intents, "toy", "test", 1, fake_intent_root)
+    assert message.startswith(str(full)) and "has 48 sentences" in message
+    assert "expected 96" in message
+
+
+def test_split_files_that_share_intents_are_refused(fake_intent_root):
+    split_dir = fake_intent_root / "intent" / "toy" / "splits" / "01"
+    (split_dir / "train.txt").write_text("\n".join(SPLITS["train"] + ("pin_blocked",)) + "\n")
+    (split_dir / "valid.txt").write_text("\n".join(SPLITS["valid"] + ("alarm_set",)) + "\n")
+    sign(fake_intent_root)
+    for split in ("train", "validation", "test"):
+        message = one_line_error(ValueError, load_intents, "toy", split, 1, fake_intent_root)
+        assert str(split_dir) in message
+        assert "train.txt and valid.txt share the intents ['alarm_set']" in message
+        assert "train.txt and test.txt share the intents ['pin_blocked']" in message
+    assert load_intents("toy", "train", 2, fake_intent_root).labels == SPLITS["train"]
+
+
+def test_bytes_that_are_not_utf8_name_the_file_and_line(fake_intent_root):
+    full = fake_intent_root / "intent" / "toy" / "full.jsonl"
+    lines = full.read_bytes().splitlines()
+    lines[2] = lines[2].replace(b"alarm", b"al\xffarm")
+    full.write_bytes(b"\n".join(lines) + b"\n")
+    sign(fake_intent_root)
+    message = one_line_error(ValueError, load_intents, "toy", "train", 1, fake_intent_root)
+    assert f"line 3 of {full}" in message and "UTF-8" in message
+    full.write_bytes(b"\n".join(lines[:2]).replace(b'"alarm', b'"\\ud800alarm') + b"\n")
+    sign(fake_intent_root)
+    message = one_line_error(ValueError, load_intents, "toy", "train", 1, fake_intent_root)
+    assert f"line 1 of {full}" in message and "UTF-8" in message
+
+
+def test_a_utf8_byte_order_mark_is_accepted(fake_intent_root):
+    full = fake_intent_root / "intent" / "toy" / "full.jsonl"
+    full.write_bytes(b"\xef\xbb\xbf" + full.read_bytes())
+    sign(fake_intent_root)
+    assert load_intents("toy", "train", 1, fake_intent_root).sentences[0][0].startswith("alarm")
+
+
+def test_duplicate_sentences_are_removed_at_load(tmp_path):
+    """Decision on issue 25: a repeated sentence could be support and query of one episode."""
+    def texts(label, words):
+        return [f"{words} {i} of {label}" for i in range(3)]
+
+    twice = "same words of card_lost"
+    root = write_fake_intents(tmp_path, overrides={
+        "card_lost": [twice, twice, twice, *texts("card_lost", "lost")],
+        "card_arrival": [*texts("card_arrival", "when"), "when card_arrival"],
+        "top_up": ["top up of top_up", "both of them", *texts("top_up", "top"),
+                   "top up of top_up"],
+        "alarm_set": ["both of them", *texts("alarm_set", "wake")],
+    })
+    classes = load_intents("toy", "validation", 1, root)
+    by_label = dict(zip(classes.labels, classes.sentences))
+    # Within an intent: the first copy stays, in file order.
+    assert by_label["card_lost"] == (twice, *texts("card_lost", "lost"))
+    # A sentence of two intents has no right answer: it leaves both.
+    assert by_label["top_up"] == ("top up of top_up", *texts("top_up", "top"))
+    assert "both of them" not in load_intents("toy", "train", 1, root).sentences[0]
+    with pytest.raises(ValueError, match=r"at most 4 \(the distinct sentences of intent"):
+        intents("toy", "validation", ways=3, shots=2, queries=3, data_dir=root)
+    for inputs, _ in intents("toy", "validation", ways=3, shots=2, queries=2,
+                             meta_batch_size=8, data_dir=root).take(3).as_numpy_iterator():
+        for b in range(8):
+            assert not set(inputs["support_x"][b]) & set(inputs["query_x"][b])
+            assert len(set(inputs["support_x"][b])) == 6
 
 
 def test_bad_arguments(fake_intent_root):
@@ -185,3 +321,43 @@ def test_real_hwu64_smallest_intent_limits_shots_and_queries():
     with pytest.raises(ValueError, match=r"at most 38 .*shots=34, queries=5"):
         intents("hwu64", "test", shots=34, queries=5, class_split=1, data_dir=root)
     assert intents("hwu64", "test", shots=33, queries=5, class_split=1, data_dir=root)
+
+
+@real_data
+def test_real_banking77_cut_files_are_refused(tmp_path):
+    """Issue 25, item 3: a test.txt cut to 6 of 27 intents, or a full.jsonl cut in half."""
+    folder = tmp_path / "data" / "intent"
+    shutil.copytree(REAL / "banking77", folder / "banking77", copy_function=shutil.copyfile)
+    shutil.copyfile(REAL / "SHA256SUMS", folder / "SHA256SUMS")
+    for path in folder.rglob("*"):  # the shared copy is read-only
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    root, away = folder.parent, tmp_path / "SHA256SUMS.away"
+    assert len(load_intents("banking77", "test", 1, root).labels) == 27
+    test_file = folder / "banking77" / "splits" / "01" / "test.txt"
+    test_file.write_text("\n".join(test_file.read_text().splitlines()[:6]) + "\n")
+    message = one_line_error(ValueError, load_intents, "banking77", "test", 1, root)
+    assert str(test_file) in message and "does not match its checksum" in message
+    (folder / "SHA256SUMS").rename(away)  # without SHA256SUMS, the known counts
+    message = one_line_error(ValueError, load_intents, "banking77", "test", 1, root)
+    assert message.startswith(f"{test_file} has 6 intents (lines)") and "expected 27" in message
+    shutil.copyfile(REAL / "banking77" / "splits" / "01" / "test.txt", test_file)
+    full = folder / "banking77" / "full.jsonl"
+    lines = full.read_text().splitlines()
+    full.write_text("\n".join(lines[: len(lines) // 2]) + "\n")
+    message = one_line_error(ValueError, intents, "banking77", "test", data_dir=root)
+    assert message.startswith(f"{full} has 6,541 sentences (lines), expected 13,083")
+    away.rename(folder / "SHA256SUMS")
+    message = one_line_error(ValueError, intents, "banking77", "test", data_dir=root)
+    assert str(full) in message and "does not match its checksum" in message
+
+
+@real_data
+def test_real_duplicates_are_removed():
+    """BANKING77 repeats 11 sentences within 6 intents; CLINC150 repeats one and gives 4
+    sentences two intents each; HWU64 has no exact duplicate."""
+    root = REAL.parent
+    for name, removed in (("banking77", 11), ("hwu64", 0), ("clinc150", 1 + 8)):
+        kept = sum(len(sentences) for split in ("train", "validation", "test")
+                   for sentences in load_intents(name, split, 1, root).sentences)
+        lines = len((REAL / name / "full.jsonl").read_text().splitlines())
+        assert lines - kept == removed, name

@@ -10,6 +10,18 @@ An intent dataset is a folder `<root>/intent/<name>/` holding
 This is the layout of the ProtAugment distribution of BANKING77, HWU64 and CLINC150
 (Dopierre, Gravier and Logerais, 2021) in `../shared/data/intent/`; any folder in that layout
 works, so a user's own intents need no code.
+
+Every read is checked before it is used: each file against the `SHA256SUMS` of
+`<root>/intent/` or of the dataset's own folder when either lists it (`tfmeta.data.checksums`;
+hashed once per file version), the known datasets against their known counts (sentences,
+intents, intents per split file), the split files of a class split for shared intents, and
+`full.jsonl` for UTF-8 and its format (errors name the file and line).
+
+Duplicate sentences are removed at load: a sentence repeated within an intent is kept once
+(its first line), and a sentence given to two or more intents is dropped from all of them (it
+has no right answer). Otherwise one sentence could be both support and query of an episode.
+The shipped files hold few: BANKING77 repeats 11 sentences (in 6 intents), CLINC150 repeats 1
+and gives 4 sentences two intents each (8 lines), HWU64 has none.
 """
 
 from __future__ import annotations
@@ -24,6 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfmeta.data.arguments import check_int_in_range, invalid_value
+from tfmeta.data.checksums import SUMS_FILE, check_count, verify_file
 from tfmeta.data.data_dir import DATA_DIR_ENV, resolve_data_dir
 from tfmeta.data.episode_shape import MAX_QUERIES, MAX_SUPPORT, check_episode_sizes, episode_shape
 from tfmeta.data.episodes import episode_dataset
@@ -36,7 +49,38 @@ INTENT_FOLDER = "intent"
 SPLIT_FILES = {"train": "train.txt", "validation": "valid.txt", "test": "test.txt"}
 _SPLIT_ALIASES = {"val": "validation", "valid": "validation"}
 
-_CACHE: dict[tuple[str, int, int], dict[str, tuple[str, ...]]] = {}
+
+
+class KnownIntents(NamedTuple):
+    """The counts a shipped intent dataset must have (checked even without `SHA256SUMS`).
+
+    Attributes:
+        sentences: Lines of `full.jsonl`.
+        intents: Distinct labels in `full.jsonl`.
+        split_sizes: `(train, valid, test)` intents of class splits 01, 02, ...
+    """
+
+    sentences: int
+    intents: int
+    split_sizes: tuple[tuple[int, int, int], ...]
+
+
+# ProtAugment's distribution (../shared/data/intent/, whose README gives these figures).
+KNOWN_DATASETS = {
+    "banking77": KnownIntents(13_083, 77, ((25, 25, 27),) * 5),
+    "hwu64": KnownIntents(
+        11_036, 64, ((16, 23, 25), (30, 15, 19), (24, 18, 22), (20, 15, 29), (25, 11, 28))),
+    "clinc150": KnownIntents(22_500, 150, ((50, 50, 50),) * 5),
+}
+
+
+class _Sentences(NamedTuple):
+    by_label: dict[str, tuple[str, ...]]  # duplicates removed
+    lines: int  # sentence lines of the file
+    labels: int  # distinct labels of the file
+
+
+_CACHE: dict[tuple[str, int, int], _Sentences] = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -69,12 +113,16 @@ def load_intents(
         data_dir: The data root holding `intent/`; defaults to `$TFMETA_DATA_DIR`.
 
     Returns:
-        An `IntentClasses`.
+        An `IntentClasses`, each intent's sentences distinct (see the module's notes on
+        duplicates).
 
     Raises:
         FileNotFoundError: When the folder, `full.jsonl` or the split file is missing.
-        ValueError: For a bad argument, a malformed line, an empty sentence, or a split file
-            naming an intent that has no sentence in `full.jsonl`.
+        ValueError: For a bad argument; a file that differs from its `SHA256SUMS` line or
+            (known datasets) from its known counts; split files of the class split that
+            share intents; a line that is not UTF-8 or not a JSON object with "sentence"
+            and "label"; an empty sentence; or a split file naming an intent that has no
+            sentence in `full.jsonl`.
 
     Example:
     >>> classes = load_intents("banking77", "train", class_split=1)  # doctest: +SKIP
@@ -84,9 +132,16 @@ def load_intents(
     split = _check_split(split)
     folder = intent_folder(name, data_dir)
     class_split = check_int_in_range("class_split", class_split, high=99)
-    by_label = _read_sentences(folder / "full.jsonl")
+    by_label = _read_sentences(folder / "full.jsonl", KNOWN_DATASETS.get(name))
     split_path = folder / "splits" / f"{class_split:02d}" / SPLIT_FILES[split]
-    labels = _read_split_file(split_path, class_split, folder)
+    if not split_path.is_file():
+        present = sorted(p.name for p in (folder / "splits").glob("*") if p.is_dir())
+        raise FileNotFoundError(
+            f"Invalid value for argument `class_split`: no split file {split_path}. Class "
+            f"splits in {folder / 'splits'}: {present or 'none'}. Received: "
+            f"class_split={class_split}"
+        )
+    labels = _read_class_split(split_path.parent, class_split, KNOWN_DATASETS.get(name))[split]
     missing = [label for label in labels if label not in by_label]
     if missing:
         raise ValueError(
@@ -163,8 +218,8 @@ def intents(
     shape = episode_shape(
         ways, shots, queries, sizes,
         classes_reason=f"the number of intents in split '{_check_split(split)}' of {name!r}",
-        size_reason=f"sentences of intent {classes.labels[smallest]!r}, the smallest of this "
-        "split",
+        size_reason=f"distinct sentences of intent {classes.labels[smallest]!r}, the smallest "
+        "of this split",
         max_ways=max_ways, max_support=max_support, max_queries=max_queries,
     )
     sampler = EpisodeSampler(
@@ -240,14 +295,40 @@ def _check_split(split: str) -> str:
     return split
 
 
-def _read_split_file(path: Path, class_split: int, folder: Path) -> tuple[str, ...]:
-    if not path.is_file():
-        present = sorted(p.name for p in (folder / "splits").glob("*") if p.is_dir())
-        raise FileNotFoundError(
-            f"Invalid value for argument `class_split`: no split file {path}. Class splits in "
-            f"{folder / 'splits'}: {present or 'none'}. Received: class_split={class_split}"
+def _read_class_split(split_dir: Path, class_split: int,
+                      known: KnownIntents | None) -> dict[str, tuple[str, ...]]:
+    """`{split: labels}` of the split files in `split_dir`, checked together.
+
+    Every split file there is read (whichever split is asked for), so that intents shared
+    between two of them, which would leak test intents into meta-training, are refused.
+    """
+    dataset_folder = split_dir.parent.parent
+    labels = {split: _read_split_file(split_dir / name, dataset_folder)
+              for split, name in SPLIT_FILES.items() if (split_dir / name).is_file()}
+    if known is not None and class_split <= len(known.split_sizes):
+        for split, size in zip(SPLIT_FILES, known.split_sizes[class_split - 1]):
+            if split in labels:
+                check_count("intents (lines)", len(labels[split]), size,
+                            split_dir / SPLIT_FILES[split])
+    shared = [
+        f"{SPLIT_FILES[first]} and {SPLIT_FILES[second]} share the intents {names[:5]}"
+        f"{' ...' if len(names) > 5 else ''}"
+        for first, second in (("train", "validation"), ("train", "test"),
+                              ("validation", "test"))
+        if first in labels and second in labels
+        and (names := sorted(set(labels[first]) & set(labels[second])))
+    ]
+    if shared:
+        raise ValueError(
+            f"Invalid split files in {split_dir}: {'; '.join(shared)}. The train, valid and "
+            "test intents of a class split must be disjoint."
         )
-    labels = tuple(line.strip() for line in path.read_text().splitlines() if line.strip())
+    return labels
+
+
+def _read_split_file(path: Path, dataset_folder: Path) -> tuple[str, ...]:
+    _verify(path, dataset_folder)
+    labels = tuple(line.strip() for line in _decoded_lines(path) if line.strip())
     if not labels:
         raise ValueError(f"Invalid split file {path}: it names no intent.")
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
@@ -256,42 +337,92 @@ def _read_split_file(path: Path, class_split: int, folder: Path) -> tuple[str, .
     return labels
 
 
-def _read_sentences(path: Path) -> dict[str, tuple[str, ...]]:
-    """`{label: sentences}` of a `full.jsonl`, parsed once per process and file version."""
+def _verify(path: Path, dataset_folder: Path) -> None:
+    """Checks `path` against the SHA256SUMS of its dataset folder and of `<root>/intent/`."""
+    for folder in (dataset_folder, dataset_folder.parent):
+        if (folder / SUMS_FILE).is_file():
+            verify_file(path, folder)
+
+
+def _read_sentences(path: Path, known: KnownIntents | None) -> dict[str, tuple[str, ...]]:
+    """`{label: distinct sentences}` of a checked `full.jsonl`, parsed once per file version."""
+    _verify(path, path.parent)
     stat = path.stat()
     key = (str(path), stat.st_mtime_ns, stat.st_size)
     with _CACHE_LOCK:
         if key not in _CACHE:
             _CACHE[key] = _parse_jsonl(path)
-        return _CACHE[key]
+        parsed = _CACHE[key]
+    if known is not None:
+        check_count("sentences (lines)", parsed.lines, known.sentences, path)
+        check_count("intents", parsed.labels, known.intents, path)
+    return parsed.by_label
 
 
-def _parse_jsonl(path: Path) -> dict[str, tuple[str, ...]]:
-    by_label: dict[str, list[str]] = {}
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                sentence, label = record["sentence"], record["label"]
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise ValueError(
-                    f"Invalid line {number} of {path}: expected a JSON object with string "
-                    f'"sentence" and "label". Received: {line.strip()[:80]!r}'
-                ) from None
-            if not isinstance(sentence, str) or not isinstance(label, str) or not label:
-                raise ValueError(
-                    f"Invalid line {number} of {path}: expected a JSON object with string "
-                    f'"sentence" and "label". Received: {line.strip()[:80]!r}'
-                )
-            if not sentence.strip():
-                raise ValueError(
-                    f"Invalid line {number} of {path}: the sentence of intent {label!r} is "
-                    f"empty. Received: sentence={sentence!r}"
-                )
-            by_label.setdefault(label, []).append(sentence)
-    return {label: tuple(sentences) for label, sentences in by_label.items()}
+def _decoded_lines(path: Path) -> list[str]:
+    """The file's lines as text, or a `ValueError` naming the first line that is not UTF-8."""
+    lines = path.read_bytes().removeprefix(b"\xef\xbb\xbf").split(b"\n")
+    try:
+        return [line.decode("utf-8") for line in lines]
+    except UnicodeDecodeError:
+        number = next(n for n, line in enumerate(lines, start=1) if not _is_utf8(line))
+        raise ValueError(
+            f"Invalid line {number} of {path}: it is not UTF-8 text. Received: "
+            f"{lines[number - 1][:80]!r}"
+        ) from None
+
+
+def _is_utf8(line: bytes) -> bool:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _parse_jsonl(path: Path) -> _Sentences:
+    by_label: dict[str, dict[str, None]] = {}  # insertion-ordered sets
+    intents_of: dict[str, set[str]] = {}
+    lines = 0
+    for number, line in enumerate(_decoded_lines(path), start=1):
+        if not line.strip():
+            continue
+        lines += 1
+        sentence, label = _parse_line(line, number, path)
+        by_label.setdefault(label, {})[sentence] = None
+        intents_of.setdefault(sentence, set()).add(label)
+    ambiguous = {sentence for sentence, labels in intents_of.items() if len(labels) > 1}
+    return _Sentences(
+        {label: tuple(s for s in sentences if s not in ambiguous)
+         for label, sentences in by_label.items()},
+        lines,
+        len(by_label),
+    )
+
+
+def _parse_line(line: str, number: int, path: Path) -> tuple[str, str]:
+    expected = (f"Invalid line {number} of {path}: expected a JSON object with string "
+                f'"sentence" and "label". Received: {line.strip()[:80]!r}')
+    try:
+        record = json.loads(line)
+        sentence, label = record["sentence"], record["label"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise ValueError(expected) from None
+    if not isinstance(sentence, str) or not isinstance(label, str) or not label:
+        raise ValueError(expected)
+    if not sentence.strip():
+        raise ValueError(
+            f"Invalid line {number} of {path}: the sentence of intent {label!r} is "
+            f"empty. Received: sentence={sentence!r}"
+        )
+    try:
+        (sentence + label).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate escape such as "\\ud800"
+        raise ValueError(
+            f"Invalid line {number} of {path}: its text is not valid UTF-8 (a lone "
+            f"surrogate escape). Received: {line.strip()[:80]!r}"
+        ) from None
+    return sentence, label
 
 
 def _build_split(split, ways, shots, queries, meta_batch_size, seed, data_dir,
