@@ -81,3 +81,17 @@ def test_evaluation_batches_hold_about_a_training_step():
                           test_queries=15, meta_batch_size=1)
     assert evaluation_batch_size(protonet, 1000) == 600 // 100
     assert evaluation_batch_size(protonet, 3) == 3
+
+
+def test_the_data_dir_is_recorded_absolute_and_may_change_on_resume(tmp_path, monkeypatch):
+    from tfmeta.cli.experiment import RESUMABLE_CHANGES
+
+    monkeypatch.chdir(tmp_path)
+    assert Experiment(data_dir="data").data_dir == str(tmp_path / "data")
+    assert Experiment(data_dir=tmp_path).data_dir == str(tmp_path)
+    assert Experiment().data_dir is None and Experiment(data_dir="").data_dir is None
+    assert Experiment.load(Experiment(data_dir="data").save(tmp_path).parent).data_dir == str(
+        tmp_path / "data")
+    assert "data_dir" in RESUMABLE_CHANGES
+    with pytest.raises(ValueError, match=r"`--data_dir`.*Received: --data_dir=3"):
+        Experiment(data_dir=3)

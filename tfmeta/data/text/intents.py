@@ -126,8 +126,8 @@ def load_intents(
 
     Example:
     >>> classes = load_intents("banking77", "train", class_split=1)  # doctest: +SKIP
-    >>> len(classes.labels), classes.sentences[0][0]  # doctest: +SKIP
-    (25, 'How do I locate my card?')
+    >>> len(classes.labels), classes.labels[0], len(classes.sentences[0])  # doctest: +SKIP
+    (25, 'transfer_not_received_by_recipient', 211)
     """
     split = _check_split(split)
     folder = intent_folder(name, data_dir)
@@ -250,7 +250,7 @@ def intent_sentences(
     Example:
     >>> sentences = intent_sentences("banking77", "train", 1)  # doctest: +SKIP
     >>> len(sentences)  # doctest: +SKIP
-    4160
+    4328
     """
     classes = load_intents(name, split, class_split, data_dir)
     return [sentence for sentences in classes.sentences for sentence in sentences]
