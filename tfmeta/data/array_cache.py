@@ -1,10 +1,12 @@
 """A best-effort on-disk cache of NumPy arrays: one uncompressed `.npz` per entry.
 
-An entry written with a `key` (what it was built from) also stores that key and a content
-checksum of every array; reading it with the same `key` checks both, plus any expected
-shapes, and treats a mismatch as a missing entry (with a warning), so the caller rebuilds
-it. Temporary files left by a writer that was killed are removed the next time the cache
-folder is used.
+The one cache format of every dataset. An entry written with a `key` (everything its
+content was built from: the source files' identity, sizes, modes, dtypes and the format's
+version) also stores that key and a content checksum of every array; reading it with the
+same `key` checks both, plus any expected shapes (row counts included) and dtypes (for
+`uint8` images, their value range), and treats a mismatch as a missing entry (with one
+warning), so the caller rebuilds it. Temporary files left by a writer that was killed
+are removed the next time the cache folder is used.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ _META = "__cache_meta__"
 STALE_TEMPORARY_SECONDS = 10 * 60
 
 Shapes = Mapping[str, Sequence[int | None]]
+DTypes = Mapping[str, np.dtype | type | str]
 
 
 def load_arrays(
@@ -34,19 +37,22 @@ def load_arrays(
     *,
     key: str | None = None,
     shapes: Shapes | None = None,
+    dtypes: DTypes | None = None,
     validate: Callable[[dict[str, np.ndarray]], str | None] | None = None,
 ) -> dict[str, np.ndarray] | None:
     """Reads the arrays cached at `path`, or returns `None` if absent, unreadable or wrong.
 
     An unreadable entry (e.g. truncated by a crash) is reported with a warning and treated
     as absent, so it is rebuilt. With `key`, so is an entry that was not saved with the
-    same key, whose content differs from its stored checksums, or (with `shapes` /
-    `validate`) whose arrays do not have the expected shapes or fail `validate`.
+    same key, whose content differs from its stored checksums, or (with `shapes`, `dtypes`
+    and `validate`) whose arrays do not have the expected shapes or dtypes or fail
+    `validate`.
 
     Args:
         path: The entry's file.
         key: What the entry must have been built from (see `save_arrays`).
         shapes: `{name: shape}` the arrays must have; None in a shape matches any size.
+        dtypes: `{name: dtype}` the arrays must have.
         validate: A function of the arrays returning None, or why they are wrong.
 
     Returns:
@@ -66,9 +72,9 @@ def load_arrays(
         warnings.warn(f"Ignoring the unreadable cache file {path}: {error}", stacklevel=2)
         return None
     meta = arrays.pop(_META, None)
-    if key is None and shapes is None and validate is None:
+    if key is None and shapes is None and dtypes is None and validate is None:
         return arrays
-    problem = _problem(arrays, meta, key, shapes, validate)
+    problem = _problem(arrays, meta, key, shapes, dtypes, validate)
     if problem is not None:
         warnings.warn(f"Rebuilding the cache file {path}: {problem}", stacklevel=2)
         return None
@@ -117,6 +123,7 @@ def cached_arrays(
     key: str,
     build: Callable[[], Mapping[str, np.ndarray]],
     shapes: Shapes | None = None,
+    dtypes: DTypes | None = None,
     validate: Callable[[dict[str, np.ndarray]], str | None] | None = None,
 ) -> dict[str, np.ndarray]:
     """The arrays cached at `path` under `key`, or `build()`'s, which are then cached.
@@ -132,7 +139,7 @@ def cached_arrays(
     >>> cached_arrays(path, key="k", build=lambda: {"x": np.zeros(1)})["x"].tolist()
     [0, 1, 2]
     """
-    arrays = load_arrays(path, key=key, shapes=shapes, validate=validate)
+    arrays = load_arrays(path, key=key, shapes=shapes, dtypes=dtypes, validate=validate)
     if arrays is not None:
         return arrays
     arrays = {name: np.asarray(array) for name, array in build().items()}
@@ -164,7 +171,7 @@ def _checksum(array: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def _problem(arrays, meta, key, shapes, validate) -> str | None:
+def _problem(arrays, meta, key, shapes, dtypes, validate) -> str | None:
     """Why the entry cannot be used, or None."""
     if key is not None:
         try:
@@ -187,6 +194,11 @@ def _problem(arrays, meta, key, shapes, validate) -> str | None:
             want is not None and want != got for want, got in zip(shape, actual)
         ):
             return f"{name!r} has shape {actual}, expected {tuple(shape)}"
+    for name, dtype in (dtypes or {}).items():
+        if name not in arrays:
+            return f"it has no {name!r} array"
+        if arrays[name].dtype != np.dtype(dtype):
+            return f"{name!r} has dtype {arrays[name].dtype}, expected {np.dtype(dtype)}"
     if validate is not None:
         return validate(arrays)
     return None

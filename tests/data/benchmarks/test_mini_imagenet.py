@@ -189,3 +189,35 @@ def test_a_second_load_reads_the_disk_cache(fake_root, monkeypatch):
     tfds_source.clear_memory_cache()
     monkeypatch.setattr(tfds_source, "_decode", lambda *args: pytest.fail("decoded again"))
     assert np.array_equal(first_query(), cold)
+
+
+@pytest.mark.parametrize("corrupt", ["float64", "too few rows"])
+def test_a_wrong_disk_cache_entry_is_rebuilt_with_one_warning(fake_root, private_cache_dir,
+                                                              corrupt):
+    """The TFDS benchmarks' cache is the one keyed, checked format (issue 25, item 5)."""
+    import warnings
+
+    from tfmeta.data.benchmarks import tfds_source
+
+    def first_query():
+        dataset = data.mini_imagenet("test", ways=2, shots=1, queries=1, meta_batch_size=1,
+                                     image_size=12, data_dir=fake_root)
+        return next(iter(dataset))[0]["query_x"].numpy()
+
+    tfds_source.clear_memory_cache()
+    good = first_query()
+    (entry,) = (private_cache_dir / "mini_imagenet").glob("*-12px-*.npz")
+    with np.load(entry) as arrays:
+        images, labels = arrays["images"], arrays["labels"]
+    if corrupt == "float64":
+        images = images.astype(np.float64) * 15.38
+    else:
+        images, labels = images[:-2], labels[:-2]
+    np.savez(entry, images=images, labels=labels)  # an entry as the unkeyed cache wrote them
+    tfds_source.clear_memory_cache()
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        again = first_query()
+    messages = [str(w.message) for w in record if "cache file" in str(w.message)]
+    assert len(messages) == 1 and messages[0].startswith("Rebuilding the cache file")
+    np.testing.assert_array_equal(again, good)

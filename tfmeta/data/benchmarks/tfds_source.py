@@ -31,7 +31,7 @@ from tfmeta.data import array_cache
 from tfmeta.data.data_dir import resolve_cache_dir, resolve_data_dir
 
 TFDS_FOLDER = "tensorflow_datasets"
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
 _MEMORY_CACHE: dict[Path, LabelledImages] = {}
 _MEMORY_CACHE_LOCK = threading.Lock()
 
@@ -157,12 +157,19 @@ def load_images(
     with _MEMORY_CACHE_LOCK:
         if path in _MEMORY_CACHE:
             return _MEMORY_CACHE[path]
-        entry = array_cache.load_arrays(path)
-        if entry is not None and set(entry) >= {"images", "labels"}:
-            loaded = LabelledImages(entry["images"], entry["labels"])
-        else:
-            loaded = _decode(builder, splits, image_size)
-            array_cache.save_arrays(path, loaded._asdict())
+        # The one keyed, checked cache format (see `tfmeta.data.array_cache`): the key is
+        # the file name (data folder, version, split sizes, preparation time, size) plus
+        # the colour mode and dtype; a stale or damaged entry is rebuilt with one warning.
+        rows = _expected_rows(builder, splits)
+        entry = array_cache.cached_arrays(
+            path,
+            key=f"tfds-{path.stem}:rgb:uint8",
+            build=lambda: _decode(builder, splits, image_size)._asdict(),
+            shapes={"images": (rows, image_size, image_size, 3), "labels": (rows,)},
+            dtypes={"images": np.uint8, "labels": np.int32},
+            validate=_entry_problem,
+        )
+        loaded = LabelledImages(entry["images"], entry["labels"])
         loaded.images.setflags(write=False)
         loaded.labels.setflags(write=False)
         _MEMORY_CACHE[path] = loaded
@@ -215,10 +222,26 @@ def _decode(builder: Any, splits: Sequence[str], image_size: int) -> LabelledIma
     return LabelledImages(np.concatenate(images)[order], all_labels[order])
 
 
+def _expected_rows(builder: Any, splits: Sequence[str]) -> int | None:
+    """The images of `splits` by the builder's split sizes, or None if it does not say."""
+    try:
+        return sum(int(builder.info.splits[split].num_examples) for split in splits)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+
+
+def _entry_problem(arrays: dict[str, np.ndarray]) -> str | None:
+    if len(arrays["labels"]) != len(arrays["images"]):
+        return f"it has {len(arrays['images'])} images but {len(arrays['labels'])} labels"
+    if arrays["labels"].size and (np.diff(arrays["labels"]) < 0).any():
+        return "its labels are not sorted"
+    return None
+
+
 def _cache_path(
     builder: Any, splits: Sequence[str], image_size: int, cache_dir: PathLike | None
 ) -> Path:
-    """`<cache>/<name>/<name>-<splits>-<S>px-v1-<fingerprint>.npz`.
+    """`<cache>/<name>/<name>-<splits>-<S>px-v2-<fingerprint>.npz`.
 
     The fingerprint covers the prepared data's folder, version, split sizes and the time
     its `dataset_info.json` was written, so re-preparing the data invalidates the cache.

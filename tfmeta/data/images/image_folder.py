@@ -38,6 +38,7 @@ from tfmeta.data.episode_shape import (
     min_class_size,
 )
 from tfmeta.data.episodes import episode_dataset
+from tfmeta.data.images.duplicates import copies_message, copy_of
 from tfmeta.data.images.image_decoding import decode_images
 from tfmeta.data.images.image_folder_source import ImageFolderListing, list_images, read_bytes
 from tfmeta.data.registry import ClassExamples, DatasetSpec, register
@@ -45,7 +46,7 @@ from tfmeta.data.sampling import EpisodeSampler
 
 SPLITS = ("train", "validation", "test")
 _SPLIT_ALIASES = {"val": "validation", "valid": "validation"}
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
 _MEMORY_CACHE: dict[tuple[str, int], ImageFolderImages] = {}
 # One tensor copy of each entry's images, shared by every sampler of the process (train and
 # validation episodes of one folder hold 1 copy, not 2; 1.2 GB for Tiny ImageNet at 64 px).
@@ -89,9 +90,13 @@ def load_image_folder(
 
     The first load decodes the images (see `tfmeta.data.images.image_decoding.decode_images`:
     any colour mode to RGB, resized to `image_size`) and caches them in
-    `<cache_dir>/image_folder/`, under a name derived from the files' names, sizes and
-    modification times and `image_size`; later loads read that file (a changed folder gets
-    a new entry), and loads in the same process reuse the arrays in memory.
+    `<cache_dir>/image_folder/` (`tfmeta.data.array_cache`, the cache of every dataset),
+    keyed on the files' names, sizes and modification times, `image_size`, the colour mode,
+    dtype and format version (see `cache_key`); later loads read that file after checking
+    its key, checksum, dtype (`uint8`, so `[0, 255]`), shapes and row count, and rebuild a
+    stale or damaged entry with one warning (a changed folder gets a new entry). Loads in
+    the same process reuse the arrays in memory. Byte-identical images are reported with
+    one warning with counts (see `tfmeta.data.images.duplicates`).
 
     Args:
         path: The folder or zip archive (see `tfmeta.data.image_folder_source`).
@@ -470,28 +475,63 @@ def _load(listing: ImageFolderListing, image_size: int,
         if key in _MEMORY_CACHE:
             return _MEMORY_CACHE[key]
         sizes = np.array([len(files) for files in listing.files], dtype=np.int64)
-        check_decoded_size(int(sizes.sum()), image_size, 3, str(listing.path))
-        path = cache_path(listing, image_size, cache_dir)
-        entry = array_cache.load_arrays(path)
-        if (entry is not None and set(entry) >= {"images", "classes", "sizes"}
-                and tuple(str(c) for c in entry["classes"]) == listing.classes
-                and np.array_equal(entry["sizes"], sizes)):
-            images = entry["images"]
-        else:
-            relatives = [relative for files in listing.files for relative in files]
+        total, num_classes = int(sizes.sum()), len(listing.classes)
+        check_decoded_size(total, image_size, 3, str(listing.path))
+        relatives = [relative for files in listing.files for relative in files]
+
+        def build() -> dict[str, np.ndarray]:
             encoded = read_bytes(listing, relatives)
+            copies = copy_of(encoded)
             images = decode_images(
                 encoded, image_size, names=[listing.describe(r) for r in relatives]
             )
-            del encoded
-            array_cache.save_arrays(
-                path, {"images": images, "classes": np.array(listing.classes), "sizes": sizes}
-            )
+            return {"images": images, "classes": np.array(listing.classes), "sizes": sizes,
+                    "copy_of": copies}
+
+        # Keyed on everything the content depends on and checked on every read (checksum,
+        # shapes with the row count, dtypes: uint8 is the [0, 255] the 1/255 scale expects):
+        # a stale, foreign or damaged entry is rebuilt with one warning.
+        entry = array_cache.cached_arrays(
+            cache_path(listing, image_size, cache_dir),
+            key=cache_key(listing, image_size),
+            build=build,
+            shapes={"images": (total, image_size, image_size, 3), "classes": (num_classes,),
+                    "sizes": (num_classes,), "copy_of": (total,)},
+            dtypes={"images": np.uint8, "sizes": np.int64, "copy_of": np.int64},
+            validate=lambda arrays: _entry_problem(arrays, listing, sizes),
+        )
+        message = copies_message(entry["copy_of"], sizes, relatives, str(listing.path))
+        if message is not None:
+            warnings.warn(message, stacklevel=4)
+        images = entry["images"]
         images.setflags(write=False)
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         loaded = ImageFolderImages(images, listing.classes, offsets, sizes)
         _MEMORY_CACHE[key] = loaded
         return loaded
+
+
+def cache_key(listing: ImageFolderListing, image_size: int) -> str:
+    """What a cache entry of `listing` at `image_size` is built from, as its key.
+
+    The source files' identity (the listing's fingerprint: path, names, sizes and
+    modification times, or a zip's size and time), the size, colour mode, dtype, the
+    resizing and this format's version.
+    """
+    return (f"image_folder-v{_CACHE_FORMAT}:{listing.fingerprint}:{image_size}px:rgb:uint8:"
+            "antialiased-bilinear")
+
+
+def _entry_problem(arrays: dict[str, np.ndarray], listing: ImageFolderListing,
+                   sizes: np.ndarray) -> str | None:
+    if tuple(str(name) for name in arrays["classes"]) != listing.classes:
+        return "its classes are not the folder's"
+    if not np.array_equal(arrays["sizes"], sizes):
+        return "its class sizes are not the folder's"
+    copies = arrays["copy_of"]
+    if copies.size and (copies.min() < -1 or (copies >= np.arange(copies.size)).any()):
+        return "its 'copy_of' table is not valid"
+    return None
 
 
 def _build_split(split, ways, shots, queries, meta_batch_size, seed, data_dir, **options):

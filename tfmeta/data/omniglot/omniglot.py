@@ -295,6 +295,7 @@ def _load_ink(
                 "characters": (total,),
                 "num_background": (),
             },
+            dtypes={"images": np.uint8},
             validate=lambda arrays: _cache_problem(arrays, counts["background"]),
         )
         if entry is not None:
@@ -323,8 +324,6 @@ def _load_ink(
 
 
 def _cache_problem(arrays: dict[str, np.ndarray], num_background: int) -> str | None:
-    if arrays["images"].dtype != np.uint8:
-        return f"'images' has dtype {arrays['images'].dtype}, expected uint8"
     if int(arrays["num_background"]) != num_background:
         return f"it has {int(arrays['num_background'])} background characters, expected " \
                f"{num_background}"
