@@ -15,13 +15,6 @@ from tfmeta.data import image_folder, load_image_folder
 image_folder_module = importlib.import_module("tfmeta.data.images.image_folder")
 
 
-@pytest.fixture(autouse=True)
-def fresh_memory_cache():
-    image_folder_module.clear_memory_cache()
-    yield
-    image_folder_module.clear_memory_cache()
-
-
 @pytest.fixture
 def tree():
     return image_tree(num_classes=6, images_per_class=8)

@@ -18,13 +18,6 @@ source_module = importlib.import_module("tfmeta.data.images.image_folder_source"
 tiny_module = importlib.import_module("tfmeta.data.images.tiny_imagenet")
 
 
-@pytest.fixture(autouse=True)
-def fresh_memory_cache():
-    image_folder_module.clear_memory_cache()
-    yield
-    image_folder_module.clear_memory_cache()
-
-
 @pytest.fixture
 def folder(tmp_path):
     return write_folder(tmp_path / "photos", image_tree(num_classes=4, images_per_class=5,

@@ -27,13 +27,6 @@ decoding_module = importlib.import_module("tfmeta.data.images.image_decoding")
 EPISODE = {"ways": 2, "shots": 1, "queries": 1, "meta_batch_size": 1, "image_size": 12}
 
 
-@pytest.fixture(autouse=True)
-def fresh_memory_cache():
-    image_folder_module.clear_memory_cache()
-    yield
-    image_folder_module.clear_memory_cache()
-
-
 @contextlib.contextmanager
 def deadline(seconds=20):
     """Fails the test instead of hanging (a FIFO) or reading forever (/dev/zero)."""
