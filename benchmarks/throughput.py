@@ -19,6 +19,14 @@ ratio of the best windows (as `timeit` reports the best run): on the shared
 (a whole window at under a tenth of the usual rate, with the usual CPU time
 per task), which the best windows ignore.
 
+Every workload's line also gives the FLOPs of one task (`gflop_per_task`: the analytic
+count of the model's convolutions and products, forward and backward, `flops.py`) and,
+beside every tasks/s figure, the achieved GFLOP/s and its fraction of the machine's fp32
+peak (`peak.py`: cores x FMA units x lanes x 2 x clock, from lscpu), for tfmeta and the
+peer alike (both run the same model). `--profile_flops` checks the count against
+TensorFlow's profiler on one traced step of one task (`profiled_gflop_per_task`, which
+also counts what tfmeta's implementation adds, e.g. conv4's folded first batch norm).
+
 `--cpu_threads=task_parallel` runs every op on one thread and the tasks of a meta-batch
 in parallel, as `tfmeta-train` does for MAML, first-order MAML and Reptile on CPU (the
 peer keeps PyTorch's defaults, its best on these workloads).
@@ -38,6 +46,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import WORKLOADS, build_learner, machine_description, random_episodes  # noqa: E402
+from flops import profiled_flops, workload_task_flops  # noqa: E402
+from peak import fp32_peak  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TORCH_PEER = os.path.join(REPO, "benchmarks", "torch_peer.py")
@@ -71,6 +81,9 @@ def parse_args(argv=None):
                              "defaults, or one thread per op with the tasks in parallel "
                              "(tfmeta.distribute.use_task_parallel_threads; tfmeta-train's "
                              "choice for MAML, FOMAML and Reptile)")
+    parser.add_argument("--profile_flops", action="store_true",
+                        help="check each workload's FLOP count against TensorFlow's profiler "
+                             "on one traced step of one task")
     parser.add_argument("--torch", action="store_true", help="run the PyTorch peer too")
     parser.add_argument("--torch_python", default=default_torch_python(),
                         help="a Python with torch==2.13.0 (a separate venv, never a tfmeta "
@@ -151,6 +164,25 @@ def time_torch(workload, seconds, python, script, device="cpu"):
     return figures
 
 
+def profiled_gflop_per_task(workload) -> float:
+    """TensorFlow's profiler's GFLOPs of one task of `workload` (a meta-batch of one)."""
+    import dataclasses
+
+    import tensorflow as tf
+
+    single = dataclasses.replace(workload, meta_batch=1)
+    inputs, targets = random_episodes(single, count=1)
+    batch = {key: tf.constant(value[0]) for key, value in inputs.items()}
+    return profiled_flops(build_learner(single), batch, tf.constant(targets[0]))["total"] / 1e9
+
+
+def hardware_figures(tasks_per_s: float, gflop_per_task: float, peak_gflops: float,
+                     prefix: str = "") -> str:
+    """`gflops=... peak_fraction=...` for a rate of `tasks_per_s` tasks."""
+    gflops = tasks_per_s * gflop_per_task
+    return f" {prefix}gflops={gflops:.1f} {prefix}peak_fraction={gflops / peak_gflops:.3f}"
+
+
 def main(argv=None):
     args = parse_args(argv)
     names = [n.strip() for n in args.workloads.split(",") if n.strip()]
@@ -179,8 +211,21 @@ def main(argv=None):
                          {"keras_batch_norm": True, "fuse_batch_norm": False}))
     print(f"# {machine_description()} cpu_threads={args.cpu_threads} mode={args.mode} "
           f"steps_per_execution={args.steps_per_execution} seconds={args.seconds}", flush=True)
+    peak = fp32_peak()
+    print(f"# {peak.describe()}", flush=True)
     for name in names:
         workload = WORKLOADS[name]
+        model_learner = build_learner(workload)
+        task_flops = workload_task_flops(workload, getattr(model_learner, "encoder", None)
+                                         or model_learner.model)
+        gflop = task_flops.total / 1e9
+        line = f"  {name} gflop_per_task={gflop:.3f} " + " ".join(
+            f"{part}={value / 1e9:.3f}" for part, value in task_flops.parts.items())
+        if args.profile_flops:
+            profiled = profiled_gflop_per_task(workload)
+            line += (f" profiled_gflop_per_task={profiled:.3f} "
+                     f"profiled_over_analytic={profiled / gflop:.3f}")
+        print(line, flush=True)
         runs = {}
         for label, jit_compile, policy, extra in variants:
             if "recompute_inner_steps" in extra and workload.algo != "maml":
@@ -197,8 +242,10 @@ def main(argv=None):
                 rate, cpu_per_task = run.time_window(args.seconds)
                 rates[label].append(rate)
                 cpu[label].append(cpu_per_task)
-                print(f"  {name} {label} tasks_per_s={rate:.2f} cpu_s_per_task={cpu_per_task:.3f}"
-                      f" load={os.getloadavg()[0]:.1f}", flush=True)
+                print(f"  {name} {label} tasks_per_s={rate:.2f}"
+                      + hardware_figures(rate, gflop, peak.gflops)
+                      + f" cpu_s_per_task={cpu_per_task:.3f} load={os.getloadavg()[0]:.1f}",
+                      flush=True)
             if args.torch and workload.torch_algo is not None:
                 figures = time_torch(workload, args.seconds, args.torch_python, args.torch_ref,
                                      args.torch_device)
@@ -208,17 +255,22 @@ def main(argv=None):
                 torch_first += [figures["first_step_s"]] if "first_step_s" in figures else []
                 for label in runs:
                     ratios[label].append(rates[label][-1] / torch_rate)
-                print(f"  {name} torch tasks_per_s={torch_rate:.2f} "
-                      f"cpu_s_per_task={figures.get('cpu_s_per_task', float('nan')):.3f} "
+                print(f"  {name} torch tasks_per_s={torch_rate:.2f}"
+                      + hardware_figures(torch_rate, gflop, peak.gflops) +
+                      f" cpu_s_per_task={figures.get('cpu_s_per_task', float('nan')):.3f} "
                       f"load={os.getloadavg()[0]:.1f}", flush=True)
         for label, run in runs.items():
+            rate = statistics.median(rates[label])
             line = (f"{name} {label} trace_s={run.trace_seconds:.1f} "
-                    f"tasks_per_s={statistics.median(rates[label]):.2f} "
-                    f"best={max(rates[label]):.2f} "
-                    f"cpu_s_per_task={statistics.median(cpu[label]):.3f}")
+                    f"gflop_per_task={gflop:.3f} tasks_per_s={rate:.2f}"
+                    + hardware_figures(rate, gflop, peak.gflops)
+                    + f" best={max(rates[label]):.2f}"
+                    f" cpu_s_per_task={statistics.median(cpu[label]):.3f}")
             if torch_rates:
-                line += (f" torch_tasks_per_s={statistics.median(torch_rates):.2f} "
-                         f"torch_best={max(torch_rates):.2f} "
+                torch_rate = statistics.median(torch_rates)
+                line += (f" torch_tasks_per_s={torch_rate:.2f}"
+                         + hardware_figures(torch_rate, gflop, peak.gflops, "torch_")
+                         + f" torch_best={max(torch_rates):.2f} "
                          f"ratio={statistics.median(ratios[label]):.2f} "
                          f"best_ratio={max(rates[label]) / max(torch_rates):.2f}")
                 if torch_cpu:
