@@ -1,8 +1,11 @@
 """tfmeta-train's Meta-World experiments: the policy network and the flags."""
 
-import pytest
+import json
 
-from tfmeta.cli import builders
+import pytest
+from cli_helpers import run_in_process
+
+from tfmeta.cli import builders, evaluate
 from tfmeta.cli.experiment import Experiment
 
 
@@ -33,3 +36,41 @@ def test_anil_adapts_the_output_layer_only():
 def test_bad_metaworld_settings_name_the_flag(settings, flag):
     with pytest.raises(ValueError, match=flag):
         Experiment(**{"dataset": "metaworld", "backbone": "mlp", **settings})
+
+
+@pytest.fixture(scope="module")
+def reach_run(tmp_path_factory):
+    """A tiny MAML behaviour-cloning run on two reach goals, trained through tfmeta-train."""
+    from tfmeta.cli import train
+
+    root = tmp_path_factory.mktemp("metaworld_run")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TFMETA_CACHE_DIR", str(root / "cache"))
+        run_in_process(train, [
+            "--dataset=metaworld", "--metaworld_task=reach-v3", "--metaworld_goals=2",
+            "--metaworld_horizon=100", "--metaworld_demonstrations=2", "--backbone=mlp",
+            "--hidden_units=16", "--output_activation=tanh", "--shots=1", "--queries=1",
+            "--meta_batch_size=2", "--train_steps=2", "--steps_per_epoch=2", "--verbose=0",
+            f"--model_dir={root / 'run'}"])
+    return root
+
+
+def test_evaluate_rollouts_writes_the_success_json(reach_run, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TFMETA_CACHE_DIR", str(reach_run / "cache"))
+    output = tmp_path / "success.json"
+    run_in_process(evaluate, [f"--model_dir={reach_run / 'run'}", "--rollouts=2", "--shots=1",
+                              "--starts=own", f"--output={output}"])
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("success: ") and "(95% Wilson, 2 rollouts, 1-shot, reach-v3 ML1" in line
+    result = json.loads(output.read_text())
+    assert result["metric"] == "success" and result["episodes"] == 2 and result["shots"] == 1
+    low, high = result["interval"]
+    assert 0 <= low <= result["mean"] <= high <= 1 and result["starts"] == "own"
+
+
+def test_rollouts_of_a_run_on_other_data_are_refused_in_one_line(sinusoid_run, capsys):
+    with pytest.raises(SystemExit):
+        run_in_process(evaluate, [f"--model_dir={sinusoid_run}", "--rollouts=2"])
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("tfmeta-evaluate: error: ") and "\n" not in error
+    assert "need a run trained with --dataset=metaworld" in error

@@ -72,8 +72,9 @@ def errors_as_one_line(program: str) -> Iterator[None]:
     """Turns the errors of bad input or a failed run into `fail(program, message)`.
 
     `ValueError` (flags, data), `OSError` (missing, unreadable or unwritable
-    files and folders, a full disk) and `FloatingPointError` (a diverged run)
-    become one line and exit status 1; anything else is a bug and keeps its
+    files and folders, a full disk), `ImportError` (an optional package missing or
+    at another version, e.g. the Meta-World simulator) and `FloatingPointError` (a
+    diverged run) become one line and exit status 1; anything else is a bug and keeps its
     traceback.
 
     Example:
@@ -83,7 +84,7 @@ def errors_as_one_line(program: str) -> Iterator[None]:
     """
     try:
         yield
-    except (ValueError, OSError, FloatingPointError) as error:
+    except (ValueError, OSError, ImportError, FloatingPointError) as error:
         fail(program, _describe(error))
 
 
