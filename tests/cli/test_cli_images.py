@@ -2,6 +2,7 @@
 --backbone=resnet12, RGB input shapes from the registry, and one-line errors."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -76,3 +77,32 @@ def test_image_size_too_small_for_the_backbone_is_one_line(photo_folder, tmp_pat
     assert error.startswith("tfmeta-train: error: ") and error.count("\n") == 1
     assert "at least 16x16" in error and "--image_size" in error
     assert not (tmp_path / "run" / "learner.keras").exists()
+
+
+@pytest.mark.parametrize("change", ["a class folder added", "a class folder removed"])
+def test_evaluate_refuses_a_folder_that_no_longer_gives_the_trained_split(
+        photo_folder, tmp_path, capsys, change):
+    """Issue 25, item 2: the seeded split is recorded at training and checked at evaluation,
+    so a changed folder cannot put training classes in the test split unnoticed."""
+    folder = tmp_path / "photos"
+    shutil.copytree(photo_folder, folder)
+    model_dir = tmp_path / "run"
+    run_in_process(train, image_flags(folder, model_dir))
+    saved = json.loads((model_dir / "experiment.json").read_text())
+    recorded = saved["class_splits"]
+    assert sorted(name for names in recorded.values() for name in names) == [
+        f"class_{c}" for c in range(8)]
+    assert set(recorded["train"]).isdisjoint(recorded["test"])
+    if change == "a class folder added":
+        shutil.copytree(folder / "class_0", folder / "class_new")
+        expected = "classes added: ['class_new']"
+    else:
+        shutil.rmtree(folder / "class_7")
+        expected = "classes removed: ['class_7']"
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        run_in_process(evaluate, [f"--model_dir={model_dir}", "--episodes=2", "--ways=2",
+                                  "--shots=1", "--queries=1"])
+    error = capsys.readouterr().err
+    assert error.startswith("tfmeta-evaluate: error: ") and error.count("\n") == 1, error
+    assert expected in error and "class split the run was trained on" in error

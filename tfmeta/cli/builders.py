@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import keras
@@ -63,6 +64,18 @@ def dataset_options(experiment: Experiment) -> dict[str, Any]:
     """The experiment's values of its dataset's options (e.g. `image_size`, `scheme`)."""
     spec = data.get_dataset(experiment.dataset)
     return {name: getattr(experiment, name) for name in spec.options}
+
+
+def class_splits(experiment: Experiment, data_dir: str | os.PathLike[str] | None = None
+                 ) -> Mapping[str, Sequence[str]] | None:
+    """The dataset's `{split: class names}` when its split is derived from the data, else None.
+
+    Lists the data without reading an example (see `DatasetSpec.class_splits`).
+    """
+    spec = data.get_dataset(experiment.dataset)
+    if spec.class_splits is None:
+        return None
+    return spec.class_splits(data_dir, **dataset_options(experiment))
 
 
 def example_shape(experiment: Experiment) -> tuple[int, ...]:

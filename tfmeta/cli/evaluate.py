@@ -27,6 +27,10 @@ test_queries, test_episodes) and the data root it was trained on (its
 --data_dir). --output also writes the result as JSON: {"metric", "mean",
 "ci95", "episodes", "ways", "shots"}.
 
+A class split derived from the data (--dataset=image_folder's seeded split) is
+recorded in experiment.json at training; evaluation refuses, naming the classes
+added or removed, when the folder no longer gives the same split.
+
 A run folder is code-equivalent input, like a .keras file: its
 experiment.json decides which folders are read. Evaluate only runs you trust.
 """
@@ -35,8 +39,9 @@ from __future__ import annotations
 
 from absl import flags
 
-from tfmeta.cli import launcher, paths
+from tfmeta.cli import builders, launcher, paths
 from tfmeta.cli.evaluation import evaluate, load_trained, trained_experiment
+from tfmeta.cli.experiment import check_class_splits
 from tfmeta.cli.rollout_evaluation import evaluate_in_simulator
 from tfmeta.distribute.cpu_threads import cpu_threads_for
 
@@ -104,6 +109,11 @@ def main(argv: list[str], flag_values: flags.FlagValues = flags.FLAGS) -> None:
                 result.write_json(flag_values.output)
             return
         data_dir = flag_values.data_dir
+        # A split derived from the data (an image folder's) must be the one trained on.
+        check_class_splits(
+            flag_values.model_dir,
+            builders.class_splits(experiment, data_dir or experiment.data_dir), "evaluated",
+        )
         result = evaluate(
             learner, experiment, split=flag_values.split, ways=flag_values.ways,
             shots=flag_values.shots, queries=flag_values.queries,

@@ -6,10 +6,12 @@ import dataclasses
 import json
 import math
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from tfmeta import data
+from tfmeta.data.class_splits import class_split_changes
 
 LEARNERS = ("maml", "fomaml", "reptile", "protonet")
 OPTIMIZERS = ("adam", "sgd")
@@ -25,6 +27,8 @@ OUTPUT_ACTIVATIONS = ("linear", "tanh")
 METAWORLD_BENCHMARKS = ("ML1", "ML10", "ML45")
 
 EXPERIMENT_FILE = "experiment.json"
+# The key of experiment.json holding the recorded class split (not a setting, not a flag).
+CLASS_SPLITS_KEY = "class_splits"
 
 # Settings that may change when an interrupted run is continued in the same model folder:
 # they do not change the model, the optimizer state or the meaning of an epoch.
@@ -266,11 +270,23 @@ class Experiment:
             )
         return cls(**config)
 
-    def save(self, model_dir: str | os.PathLike[str]) -> Path:
-        """Writes `<model_dir>/experiment.json` (atomically) and returns its path."""
+    def save(self, model_dir: str | os.PathLike[str],
+             class_splits: Mapping[str, Sequence[str]] | None = None) -> Path:
+        """Writes `<model_dir>/experiment.json` (atomically) and returns its path.
+
+        Args:
+            model_dir: The run's folder.
+            class_splits: The dataset's `{split: class names}` when the split is derived
+                from the data (`DatasetSpec.class_splits`), recorded beside the settings
+                under "class_splits" so evaluation can check the data still gives it.
+        """
         path = Path(model_dir) / EXPERIMENT_FILE
+        config = self.to_dict()
+        if class_splits is not None:
+            config[CLASS_SPLITS_KEY] = {split: sorted(names)
+                                        for split, names in class_splits.items()}
         temporary = path.with_suffix(".json.tmp")
-        temporary.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        temporary.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         os.replace(temporary, path)
         return path
 
@@ -288,13 +304,8 @@ class Experiment:
             ValueError: If it is not a valid experiment.
 
         """
-        path = Path(model_dir) / EXPERIMENT_FILE
-        try:
-            config = json.loads(path.read_text())
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path} is not valid JSON: {error}") from None
-        if not isinstance(config, dict):
-            raise ValueError(f"{path} should hold a JSON object of settings.")
+        config = _read_config(model_dir)
+        config.pop(CLASS_SPLITS_KEY, None)
         return cls.from_dict(config)
 
     def differences(self, other: Experiment) -> dict[str, tuple[Any, Any]]:
@@ -419,6 +430,58 @@ class Experiment:
                 f"(it is an option of {'MAML' if name in maml_only else 'MAML and Reptile'}). "
                 f"Received: --{name}={getattr(self, name)!r}"
             )
+
+
+def recorded_class_splits(model_dir: str | os.PathLike[str]) -> dict[str, list[str]] | None:
+    """The `{split: class names}` the run in `model_dir` recorded, or None if it has none."""
+    path = Path(model_dir) / EXPERIMENT_FILE
+    if not path.is_file():
+        return None
+    recorded = _read_config(model_dir).get(CLASS_SPLITS_KEY)
+    if recorded is None:
+        return None
+    if not isinstance(recorded, dict) or not all(
+            isinstance(names, list) and all(isinstance(name, str) for name in names)
+            for names in recorded.values()):
+        raise ValueError(f'{path}: "{CLASS_SPLITS_KEY}" should map split names to lists of '
+                         "class names.")
+    return recorded
+
+
+def check_class_splits(model_dir: str | os.PathLike[str],
+                       current: Mapping[str, Sequence[str]] | None, action: str) -> None:
+    """Refuses data whose class split is not the one the run in `model_dir` recorded.
+
+    Args:
+        model_dir: The run's folder.
+        current: The data's `{split: class names}` today, or None (nothing to compare).
+        action: What would be done with the run ("evaluated", "continued").
+
+    Raises:
+        ValueError: In one line naming the classes added, removed or moved.
+    """
+    recorded = recorded_class_splits(model_dir)
+    if recorded is None or current is None:
+        return
+    changes = class_split_changes(recorded, current)
+    if changes:
+        raise ValueError(
+            f"Invalid data for the run in {model_dir}: the dataset no longer gives the class "
+            f"split the run was trained on (recorded in its {EXPERIMENT_FILE}): {changes}. The "
+            f"run cannot be {action} on it, as its splits would share classes; restore the "
+            "data as it was trained on, or train a new run."
+        )
+
+
+def _read_config(model_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    path = Path(model_dir) / EXPERIMENT_FILE
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON: {error}") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path} should hold a JSON object of settings.")
+    return config
 
 
 def _is_int(value: Any) -> bool:

@@ -16,7 +16,12 @@ import tensorflow as tf
 
 from tfmeta import distribute
 from tfmeta.cli import builders, paths
-from tfmeta.cli.experiment import EXPERIMENT_FILE, RESUMABLE_CHANGES, Experiment
+from tfmeta.cli.experiment import (
+    EXPERIMENT_FILE,
+    RESUMABLE_CHANGES,
+    Experiment,
+    check_class_splits,
+)
 from tfmeta.learners import MetaLearner
 
 LEARNER_FILE = "learner.keras"
@@ -122,6 +127,11 @@ def _train(experiment, model_dir, data_dir, verbose, strategy, chief) -> MetaLea
         )
         validation_steps = math.ceil(experiment.validation_episodes / batch)
 
+    # A split derived from the data (an image folder's) is recorded, and a resumed run
+    # must see the same one.
+    splits = builders.class_splits(experiment, data_dir)
+    check_class_splits(model_dir, splits, "continued")
+
     keras.utils.set_random_seed(experiment.seed)
     with strategy.scope():
         learner = builders.learner(experiment, data_dir)
@@ -130,7 +140,7 @@ def _train(experiment, model_dir, data_dir, verbose, strategy, chief) -> MetaLea
 
     finished = initial_epoch >= experiment.epochs
     if chief and not (finished and (model_dir / EXPERIMENT_FILE).exists()):
-        experiment.save(model_dir)
+        experiment.save(model_dir, class_splits=splits)
     if finished:
         print(f"Already trained: {model_dir} holds {initial_epoch} epochs "
               f"({initial_epoch * experiment.steps_per_epoch} steps) and --train_steps="

@@ -69,6 +69,11 @@ class DatasetSpec:
         texts: Text datasets only: `texts(split, data_dir, **options)` returns every raw
             sentence of `split`, e.g. to adapt a `keras.layers.TextVectorization` vocabulary
             to the meta-training split alone; `None` for other datasets.
+        class_splits: Datasets whose class split is derived from the data (an image
+            folder's seeded split): `class_splits(data_dir, **options)` returns
+            `{split: class names}` without reading any example, which a run records and
+            evaluation compares (`tfmeta.data.class_splits`); None where the split is
+            fixed by checked-in rules or files.
 
     Example:
     >>> spec = DatasetSpec(
@@ -89,6 +94,7 @@ class DatasetSpec:
     description: str = ""
     classes: Callable[..., ClassExamples] | None = None
     texts: Callable[..., Sequence[str]] | None = None
+    class_splits: Callable[..., Mapping[str, Sequence[str]]] | None = None
     target_shape: Callable[[Mapping[str, Any]], tuple[int, ...]] | None = None
 
     def __post_init__(self) -> None:

@@ -45,6 +45,7 @@ from tfmeta.data.registry import ClassExamples, DatasetSpec, register
 from tfmeta.data.sampling import EpisodeSampler
 
 SPLITS = ("train", "validation", "test")
+DEFAULT_FRACTIONS = (0.6, 0.2, 0.2)
 _SPLIT_ALIASES = {"val": "validation", "valid": "validation"}
 _CACHE_FORMAT = 2
 _MEMORY_CACHE: dict[tuple[str, int], ImageFolderImages] = {}
@@ -132,7 +133,7 @@ def image_folder(
     seed: int = 0,
     *,
     split: str | None = None,
-    fractions: Sequence[float] = (0.6, 0.2, 0.2),
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
     split_seed: int = 0,
     subdir: str | None = None,
     small_classes: str = "error",
@@ -257,7 +258,7 @@ def image_folder_classes(
     classes: ClassList | Mapping[str, ClassList] | None = None,
     *,
     split: str | None = None,
-    fractions: Sequence[float] = (0.6, 0.2, 0.2),
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
     split_seed: int = 0,
     subdir: str | None = None,
     cache_dir: PathLike | None = None,
@@ -332,7 +333,7 @@ def choose_classes(
     available: Sequence[str],
     classes: ClassList | Mapping[str, ClassList] | None,
     split: str | None,
-    fractions: Sequence[float] = (0.6, 0.2, 0.2),
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
     split_seed: int = 0,
     listing: ImageFolderListing | None = None,
 ) -> tuple[str, ...]:
@@ -561,5 +562,7 @@ SPEC = register(
         "split 60/20/20 by a seeded shuffle.",
         classes=lambda split, data_dir, **options: image_folder_classes(
             _folder_option(options), options.get("image_size", 84), split=split),
+        class_splits=lambda data_dir, **options: seeded_split(
+            list_images(_folder_option(options)).classes, DEFAULT_FRACTIONS),
     )
 )
