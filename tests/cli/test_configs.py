@@ -72,6 +72,18 @@ def test_natural_image_configs_exist_with_the_papers_recipes():
     assert "--dataset=mini_imagenet" in text and "--image_size=84" in text
 
 
+def test_metaworld_configs_exist_and_hide_the_goal_behind_a_tanh_policy():
+    for name, task in (("push", "push-v3"), ("pick_place", "pick-place-v3"),
+                       ("reach", "reach-v3")):
+        experiment = load(CONFIGS / f"metaworld_ml1_{name}_maml.cfg")
+        assert (experiment.dataset, experiment.metaworld_task, experiment.metaworld_benchmark) \
+            == ("metaworld", task, "ML1")
+        assert (experiment.output_activation, experiment.hidden_units) == ("tanh", (256, 256))
+        assert experiment.learner == "maml" and not experiment.first_order
+    ml10 = load(CONFIGS / "metaworld_ml10_maml.cfg")
+    assert (ml10.metaworld_benchmark, ml10.metaworld_task, ml10.shots) == ("ML10", "all", 5)
+
+
 def test_flags_after_the_flagfile_override_it():
     experiment = load(CONFIGS / "omniglot_protonet_5w1s.cfg", "--train_steps=200", "--ways=20")
     assert experiment.train_steps == 200 and experiment.ways == 20

@@ -61,6 +61,8 @@ def test_states_are_the_benchmarks_hidden_goal_observations_and_labels_the_exper
     env.set_task(goal.visible())
     visible, _ = env.reset()
     assert np.any(visible[36:39] != 0)
+    np.testing.assert_allclose(reach.goal_position[reach.of_goal(0)], [visible[36:39]] * 3,
+                               rtol=1e-6)
     np.testing.assert_array_equal(visible[:36], hidden[:36])
     expected = np.clip(simulator.expert("reach-v3").get_action(visible), -1, 1)
     np.testing.assert_allclose(reach.actions[0, 0], expected, rtol=1e-6)

@@ -24,7 +24,7 @@ from tfmeta.data.arguments import check_int_in_range, invalid_value
 from tfmeta.data.control import simulator
 from tfmeta.data.data_dir import resolve_cache_dir
 
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
 # Recordings expected to take longer than this many simulator steps show a progress bar.
 PROGRESS_STEPS = 5_000
 
@@ -37,6 +37,7 @@ class Demonstrations(NamedTuple):
         actions: `[N, horizon, 4]` float32 expert actions in [-1, 1] at those states.
         goal: `[N]` int32 goal (row of `goal_names`) of each demonstration.
         success_step: `[N]` int32 first step whose transition succeeded.
+        goal_position: `[N, 3]` float32 the hidden goal slots (for goal-visible ceilings).
         attempts: `[G]` int32 demonstrations recorded per goal.
         failures: `[G]` int32 of them that never succeeded (dropped).
         goal_names: `[G]` str, `"<task type>/<index>"`.
@@ -46,6 +47,7 @@ class Demonstrations(NamedTuple):
     actions: np.ndarray
     goal: np.ndarray
     success_step: np.ndarray
+    goal_position: np.ndarray
     attempts: np.ndarray
     failures: np.ndarray
     goal_names: np.ndarray
@@ -67,12 +69,14 @@ def check_recording(horizon: int, action_noise: float, demonstrations: int) -> N
 
 
 def record_goal(goal: simulator.Goal, env, policy, *, horizon: int, action_noise: float,
-                demonstrations: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                demonstrations: int, seed: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Records `demonstrations` attempts of one goal.
 
     Returns:
-        `(observations [D, H, 39], actions [D, H, 4], success_step [D])`, success_step -1
-        for an attempt that never succeeded.
+        `(observations [D, H, 39], actions [D, H, 4], success_step [D], goal [3])`,
+        success_step -1 for an attempt that never succeeded; `goal` is what the goal slots
+        held.
     """
     observations = np.zeros([demonstrations, horizon, simulator.OBSERVATION_DIM], np.float32)
     actions = np.zeros([demonstrations, horizon, simulator.ACTION_DIM], np.float32)
@@ -90,15 +94,17 @@ def record_goal(goal: simulator.Goal, env, policy, *, horizon: int, action_noise
             observation, _, _, _, info = env.step(noisy.astype(np.float32))
             if info["success"] and success_step[attempt] < 0:
                 success_step[attempt] = step
+    goal_position = observations[0, 0, simulator.GOAL_SLOTS].copy()
     observations[..., simulator.GOAL_SLOTS] = 0.0
-    return observations, actions, success_step
+    return observations, actions, success_step, goal_position
 
 
 def record(goals: list[simulator.Goal], *, benchmark: str, horizon: int, action_noise: float,
            demonstrations: int, seed: int, goal_seed: int = 0,
            verbose: bool = True) -> Demonstrations:
     """Records `demonstrations` attempts of every goal and keeps the successful ones."""
-    rows = {"observations": [], "actions": [], "goal": [], "success_step": []}
+    rows = {"observations": [], "actions": [], "goal": [], "success_step": [],
+            "goal_position": []}
     attempts, failures = [], []
     envs, policies = {}, {}
     total = len(goals) * demonstrations * horizon
@@ -111,7 +117,7 @@ def record(goals: list[simulator.Goal], *, benchmark: str, horizon: int, action_
         if goal.env_name not in envs:
             envs[goal.env_name] = simulator.make_env(goal.env_name, benchmark, goal_seed)
             policies[goal.env_name] = simulator.expert(goal.env_name)
-        observations, actions, success_step = record_goal(
+        observations, actions, success_step, goal_position = record_goal(
             goal, envs[goal.env_name], policies[goal.env_name], horizon=horizon,
             action_noise=action_noise, demonstrations=demonstrations, seed=seed)
         kept = success_step >= 0
@@ -119,6 +125,7 @@ def record(goals: list[simulator.Goal], *, benchmark: str, horizon: int, action_
         rows["actions"].append(actions[kept])
         rows["success_step"].append(success_step[kept])
         rows["goal"].append(np.full([int(kept.sum())], number, np.int32))
+        rows["goal_position"].append(np.tile(goal_position, [int(kept.sum()), 1]))
         attempts.append(demonstrations)
         failures.append(int((~kept).sum()))
         if progress is not None:
@@ -130,6 +137,7 @@ def record(goals: list[simulator.Goal], *, benchmark: str, horizon: int, action_
         actions=np.concatenate(rows["actions"]),
         goal=np.concatenate(rows["goal"]),
         success_step=np.concatenate(rows["success_step"]),
+        goal_position=np.concatenate(rows["goal_position"]).reshape([-1, 3]),
         attempts=np.asarray(attempts, np.int32),
         failures=np.asarray(failures, np.int32),
         goal_names=np.asarray([f"{goal.env_name}/{goal.index}" for goal in goals]),
