@@ -175,7 +175,7 @@ def nn_replay(support_x, support_y):
     return policy
 
 
-def run_task(args, task):
+def run_task(args, task, save):
     rows = []
     settings = {"task": task, "rollouts": args.rollouts, "horizon": args.horizon,
                 "demonstrations": args.demonstrations, "verbose": False}
@@ -183,9 +183,6 @@ def run_task(args, task):
         train_demos = load_demonstrations(task, "train", horizon=args.horizon,
                                           demonstrations=args.demonstrations,
                                           goals_per_type=args.train_goals, verbose=True)
-        load_demonstrations(task, "test", horizon=args.horizon,
-                            demonstrations=args.demonstrations,
-                            goals_per_type=args.rollouts, verbose=True)
     print(f"[{task}] demonstrations: {train_demos.observations.shape[0]} training, failures "
           f"{int(train_demos.failures.sum())}/{int(train_demos.attempts.sum())} "
           f"({clock.wall:.0f} s wall, {clock.cpu:.0f} s CPU)", flush=True)
@@ -201,28 +198,41 @@ def run_task(args, task):
                    "train_cpu_s": train_clock.cpu if train_clock else 0.0,
                    "rollout_wall_s": act.wall, "rollout_cpu_s": act.cpu, **(extra or {})}
             rows.append(row)
+            save(rows)  # After every row: a run cut short keeps what it measured.
             low, high = result.interval
             print(f"[{task}] {method:13s} K={shots} {starts:5s} success {result.mean:.2f} "
                   f"[{low:.2f}, {high:.2f}]  train {row['train_wall_s']:.0f} s wall / "
                   f"{row['train_cpu_s']:.0f} s CPU, rollouts {act.wall:.0f} s wall", flush=True)
 
+    with Clock() as visible_clock:
+        visible = train_pooled_bc(train_demos, goal_visible=True, epochs=args.bc_epochs)
+    with Clock() as bc_clock:
+        bc = train_pooled_bc(train_demos, epochs=args.bc_epochs)
+    maml, maml_clock = {}, {}
+    for shots in args.shots:
+        with Clock() as maml_clock[shots]:
+            maml[shots] = train_maml(
+                task, shots, steps=args.maml_steps, inner_steps=args.inner_steps,
+                inner_rate=args.inner_rate, demonstrations=args.demonstrations,
+                horizon=args.horizon, seed=0, train_goals=args.train_goals)
+        print(f"[{task}] MAML K={shots}: {args.maml_steps} meta-iterations in "
+              f"{maml_clock[shots].wall:.0f} s wall, {maml_clock[shots].cpu:.0f} s CPU", flush=True)
     goals = simulator.goals("ML1", (task,), "test")[:args.rollouts]
-    expert_goals = {}
 
     def expert(support_x, support_y):
-        del support_y
+        del support_x, support_y
         # The rollout's goals are the first `rollouts` test goals, in order.
-        return rollouts.expert_policy(expert_goals.setdefault("goals", goals))
+        return rollouts.expert_policy(goals)
 
     evaluate("expert", 1, expert, None, goal_visible=True)
-    with Clock() as clock:
-        visible = train_pooled_bc(train_demos, goal_visible=True, epochs=args.bc_epochs)
-    evaluate("visible_bc", 1, lambda sx, sy: lambda o: visible(o, training=False).numpy(), clock,
-             goal_visible=True)
-    with Clock() as clock:
-        bc = train_pooled_bc(train_demos, epochs=args.bc_epochs)
-    evaluate("pooled_bc", 1, lambda sx, sy: lambda o: bc(o, training=False).numpy(), clock)
+    evaluate("visible_bc", 1, lambda sx, sy: lambda o: visible(o, training=False).numpy(),
+             visible_clock, goal_visible=True)
+    evaluate("pooled_bc", 1, lambda sx, sy: lambda o: bc(o, training=False).numpy(), bc_clock)
     for shots in args.shots:
+        evaluate("maml", shots, lambda sx, sy, learner=maml[shots]: evaluation.learner_policy(
+            learner, sx, sy), maml_clock[shots],
+                 extra={"meta_iterations": args.maml_steps, "inner_steps": args.inner_steps,
+                        "inner_rate": args.inner_rate})
         evaluate("nn_replay", shots, nn_replay, None)
         with Clock() as clock:
             tuned, scores = choose_fine_tuning(lambda g: stacked_weights(bc, g), train_demos,
@@ -237,14 +247,6 @@ def run_task(args, task):
         evaluate("scratch_bc", shots, lambda sx, sy, scratch=scratch: per_goal_policy(
             fit_per_goal(fresh_weights(len(sx), 100), sx, sy, *scratch)), clock,
             extra={"chosen_steps_rate": list(scratch)})
-        with Clock() as clock:
-            maml = train_maml(task, shots, steps=args.maml_steps, inner_steps=args.inner_steps,
-                              inner_rate=args.inner_rate, demonstrations=args.demonstrations,
-                              horizon=args.horizon, seed=0, train_goals=args.train_goals)
-        evaluate("maml", shots, lambda sx, sy, maml=maml: evaluation.learner_policy(maml, sx, sy),
-                 clock,
-                 extra={"meta_iterations": args.maml_steps, "inner_steps": args.inner_steps,
-                        "inner_rate": args.inner_rate})
     return rows
 
 
@@ -267,16 +269,19 @@ def main():
     args.starts = args.starts.split(",")
     RESULTS.mkdir(exist_ok=True)
     for task in args.task.split(","):
-        rows = run_task(args, task)
-        record = {"task": task, "benchmark": "ML1", "machine": platform.processor() or
-                  platform.machine(), "cores": os.cpu_count(), "settings": vars(args),
-                  "caveat": "standard-protocol numbers measure memorisation: read them "
-                            "beside scratch_bc, nn_replay and the moved starts",
-                  "rows": rows}
         path = RESULTS / f"{task}.json"
-        path.write_text(json.dumps(record, indent=2) + "\n")
-        print(f"wrote {path}")
 
+        def save(rows, task=task, path=path):
+            record = {"task": task, "benchmark": "ML1",
+                      "machine": platform.processor() or platform.machine(),
+                      "cores": os.cpu_count(), "settings": vars(args),
+                      "caveat": "standard-protocol numbers measure memorisation: read them "
+                                "beside scratch_bc, nn_replay and the moved starts",
+                      "rows": rows}
+            path.write_text(json.dumps(record, indent=2) + "\n")
+
+        run_task(args, task, save)
+        print(f"wrote {path}")
 
 if __name__ == "__main__":
     main()

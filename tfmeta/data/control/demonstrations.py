@@ -212,6 +212,8 @@ def load_demonstrations(
     check_recording(horizon, action_noise, demonstrations)
     if goals_per_type is not None:
         goals_per_type = check_int_in_range("goals_per_type", goals_per_type)
+        if goals_per_type >= simulator.GOALS_PER_TYPE:
+            goals_per_type = None  # All of them: one cache entry, however it is asked for.
     key = cache_key(benchmark=benchmark, types=types, split=split, horizon=horizon,
                     action_noise=action_noise, demonstrations=demonstrations, seed=int(seed),
                     goal_seed=int(goal_seed), goals_per_type=goals_per_type)

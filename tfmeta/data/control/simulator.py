@@ -36,6 +36,8 @@ ACTION_DIM = 4
 GOAL_SLOTS = slice(36, 39)
 # Meta-World truncates an episode after this many steps.
 MAX_HORIZON = 500
+# Every Meta-World benchmark split has this many goals of each task type.
+GOALS_PER_TYPE = 50
 ALL_TASKS = "all"
 
 
