@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import tfmeta
+from tfmeta import data
 from tfmeta.data.arguments import SEED_RANGE, check_bool, check_float, check_seed
 
 
@@ -72,3 +73,21 @@ def test_non_finite_and_complex_examples_are_refused(value, fragment):
 def test_string_examples_are_still_accepted():
     text = np.array([[f"class {c} example {e}" for e in range(3)] for c in range(4)])
     tfmeta.data.episodes(text, 2, 1, 1, 2)  # built; the sampler's text support is separate
+
+
+IMAGE_DATASETS = sorted(name for name in data.list_datasets()
+                        if "image_size" in data.get_dataset(name).options)
+
+
+@pytest.mark.parametrize("name", IMAGE_DATASETS)
+def test_every_image_dataset_bounds_image_size_before_reading_data(name, tmp_path):
+    """Issue 25, item 8: `--image_size=4096` died in a 55-line ResourceExhaustedError after
+    trying to allocate 5.6 GB; every image dataset now refuses it in one line, first."""
+    options = {"image_folder": str(tmp_path)} if name == "image_folder" else {}
+    with pytest.raises(ValueError) as raised:
+        data.get_dataset(name).episodes("train", ways=2, shots=1, queries=1,
+                                        meta_batch_size=1, image_size=4096,
+                                        data_dir=tmp_path, **options)
+    message = str(raised.value)
+    assert "`image_size`" in message and "between 1 and 1024" in message
+    assert "\n" not in message

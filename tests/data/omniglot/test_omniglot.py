@@ -265,7 +265,7 @@ def test_bad_split_file_line_is_named(fake_root):
         ({"shots": -1}, r"`shots`: expected a positive integer"),
         ({"queries": 0}, r"`queries`: expected a positive integer"),
         ({"meta_batch_size": 0}, r"`meta_batch_size`: expected a positive integer"),
-        ({"image_size": 0}, r"`image_size`: expected a positive integer"),
+        ({"image_size": 0}, r"`image_size`: expected an integer between 1 and 1024"),
         (
             {"shots": 5, "queries": 16},
             r"at most 20 \(the drawings per character\).*shots=5, queries=16",
@@ -284,7 +284,7 @@ def test_bad_arguments_raise_before_any_loading(kwargs, match, monkeypatch):
 
 
 def test_bad_load_arguments():
-    with pytest.raises(ValueError, match="`image_size`: expected a positive integer"):
+    with pytest.raises(ValueError, match="`image_size`: expected an integer between 1 and 1024"):
         load_omniglot(image_size=-3)
     with pytest.raises(ValueError, match="`dtype`: expected 'float32' or 'uint8'"):
         load_omniglot(dtype="float16")

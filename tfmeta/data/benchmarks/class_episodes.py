@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from tfmeta.data.arguments import check_int_in_range, invalid_value
+from tfmeta.data.arguments import check_image_size, check_int_in_range, invalid_value
 from tfmeta.data.episode_shape import MAX_QUERIES, MAX_SUPPORT, check_episode_sizes, episode_shape
 from tfmeta.data.episodes import episode_dataset
 from tfmeta.data.sampling import EpisodeSampler
@@ -32,10 +32,9 @@ def check_episode_arguments(
     >>> check_episode_arguments(5, 1, 15, 4, 84, 0)
     (5, 1, 15, 4, 84, 0)
     """
-    checked = check_episode_sizes(ways, shots, queries) + tuple(
-        check_int_in_range(name, value)
-        for name, value in (("meta_batch_size", meta_batch_size), ("image_size", image_size))
-    )
+    checked = (*check_episode_sizes(ways, shots, queries),
+               check_int_in_range("meta_batch_size", meta_batch_size),
+               check_image_size(image_size))
     if not isinstance(seed, int | np.integer) or isinstance(seed, bool):
         raise invalid_value("seed", "an integer", seed)
     return (*checked, int(seed))

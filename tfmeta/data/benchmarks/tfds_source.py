@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfmeta.data import array_cache
+from tfmeta.data.arguments import check_decoded_size
 from tfmeta.data.data_dir import resolve_cache_dir, resolve_data_dir
 
 TFDS_FOLDER = "tensorflow_datasets"
@@ -161,6 +162,8 @@ def load_images(
         # the file name (data folder, version, split sizes, preparation time, size) plus
         # the colour mode and dtype; a stale or damaged entry is rebuilt with one warning.
         rows = _expected_rows(builder, splits)
+        if rows is not None:
+            check_decoded_size(rows, image_size, 3, f"TensorFlow Datasets '{builder.name}'")
         entry = array_cache.cached_arrays(
             path,
             key=f"tfds-{path.stem}:rgb:uint8",

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from tfmeta.data.arguments import check_choice
+from tfmeta.data.arguments import check_choice, check_image_size
 from tfmeta.data.data_dir import DATA_DIR_ENV, resolve_data_dir
 from tfmeta.data.episode_shape import MAX_QUERIES, MAX_SUPPORT
 from tfmeta.data.images.image_folder import image_folder, image_folder_classes, read_class_list
@@ -92,6 +92,7 @@ def tiny_imagenet(
     >>> inputs["support_x"].shape  # doctest: +SKIP
     TensorShape([4, 5, 64, 64, 3])
     """
+    image_size = check_image_size(image_size)  # before the data is looked for
     source, subdir, class_lists, split = _locate(split, data_dir)
     return image_folder(
         source, ways, shots, queries, meta_batch_size, image_size, classes=class_lists,
@@ -117,6 +118,7 @@ def tiny_imagenet_classes(
     >>> len(examples.sizes), int(examples.sizes.sum())  # doctest: +SKIP
     (120, 60000)
     """
+    image_size = check_image_size(image_size)
     source, subdir, class_lists, split = _locate(split, data_dir)
     return image_folder_classes(source, image_size, class_lists, split=split, subdir=subdir,
                                 cache_dir=cache_dir)

@@ -11,7 +11,13 @@ import numpy as np
 import tensorflow as tf
 
 from tfmeta.data import array_cache
-from tfmeta.data.arguments import check_int_in_range, check_seed, invalid_value
+from tfmeta.data.arguments import (
+    check_decoded_size,
+    check_image_size,
+    check_int_in_range,
+    check_seed,
+    invalid_value,
+)
 from tfmeta.data.data_dir import resolve_cache_dir, resolve_data_dir
 from tfmeta.data.episode_shape import (
     MAX_QUERIES,
@@ -89,7 +95,7 @@ def load_omniglot(
     >>> data.images.shape, data.characters[0]  # doctest: +SKIP
     ((1623, 20, 28, 28, 1), 'Alphabet_of_the_Magi/character01')
     """
-    image_size = check_int_in_range("image_size", image_size)
+    image_size = check_image_size(image_size)
     if dtype not in ("float32", "uint8"):
         raise invalid_value("dtype", "'float32' or 'uint8'", dtype)
     source = omniglot_source.find_source(resolve_data_dir(data_dir))
@@ -171,7 +177,7 @@ def omniglot(
     split = check_split(split, scheme)
     ways, shots, queries = check_episode_sizes(ways, shots, queries)
     meta_batch_size = check_int_in_range("meta_batch_size", meta_batch_size)
-    image_size = check_int_in_range("image_size", image_size)
+    image_size = check_image_size(image_size)
     seed = check_seed(seed)
     if rotations is not None and not isinstance(rotations, bool):
         raise invalid_value("rotations", "True, False or None (the scheme's default)", rotations)
@@ -222,7 +228,7 @@ def split_examples(
     """
     scheme = check_scheme(scheme)
     split = check_split(split, scheme)
-    image_size = check_int_in_range("image_size", image_size)
+    image_size = check_image_size(image_size)
     source = omniglot_source.find_source(resolve_data_dir(data_dir))
     ink, characters, num_background = _load_ink(source, image_size, cache_dir)
     splits_dir = source.omniglot_dir / "splits" / "vinyals" if source.omniglot_dir else None
@@ -286,6 +292,7 @@ def _load_ink(
         # anything else (a stale, foreign or damaged file) is rebuilt.
         counts = omniglot_source.EXPECTED_CHARACTERS
         total = sum(counts.values())
+        check_decoded_size(total * DRAWINGS_PER_CHARACTER, image_size, 1, "Omniglot")
         cache_key = f"omniglot-v{_CACHE_FORMAT}:{source.fingerprint()}:{image_size}px"
         entry = array_cache.load_arrays(
             path,
