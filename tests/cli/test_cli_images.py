@@ -106,3 +106,17 @@ def test_evaluate_refuses_a_folder_that_no_longer_gives_the_trained_split(
     error = capsys.readouterr().err
     assert error.startswith("tfmeta-evaluate: error: ") and error.count("\n") == 1, error
     assert expected in error and "class split the run was trained on" in error
+
+
+def test_a_resumed_run_refuses_a_folder_whose_split_changed(photo_folder, tmp_path, capsys):
+    folder = tmp_path / "photos"
+    shutil.copytree(photo_folder, folder)
+    model_dir = tmp_path / "run"
+    run_in_process(train, image_flags(folder, model_dir))
+    shutil.copytree(folder / "class_0", folder / "class_new")
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        run_in_process(train, image_flags(folder, model_dir, "--train_steps=4"))
+    error = capsys.readouterr().err
+    assert error.startswith("tfmeta-train: error: ") and error.count("\n") == 1, error
+    assert "classes added: ['class_new']" in error and "cannot be continued" in error

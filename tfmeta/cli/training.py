@@ -108,6 +108,10 @@ def _train(experiment, model_dir, data_dir, verbose, strategy, chief) -> MetaLea
     # at the step where the backup stopped, as an uninterrupted run would.
     initial_step = min(initial_epoch, experiment.epochs) * experiment.steps_per_epoch
 
+    # A split derived from the data (an image folder's) is recorded, and a resumed run
+    # must see the same one: checked from the listing, before any example is read.
+    splits = builders.class_splits(experiment, data_dir)
+    check_class_splits(model_dir, splits, "continued")
     # Build the data first: a missing data folder or impossible shots fail before any work.
     train_data = builders.episodes(
         experiment, "train", ways=experiment.ways, shots=experiment.shots,
@@ -126,11 +130,6 @@ def _train(experiment, model_dir, data_dir, verbose, strategy, chief) -> MetaLea
             batch,
         )
         validation_steps = math.ceil(experiment.validation_episodes / batch)
-
-    # A split derived from the data (an image folder's) is recorded, and a resumed run
-    # must see the same one.
-    splits = builders.class_splits(experiment, data_dir)
-    check_class_splits(model_dir, splits, "continued")
 
     keras.utils.set_random_seed(experiment.seed)
     with strategy.scope():
