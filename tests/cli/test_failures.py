@@ -12,6 +12,7 @@ from cli_helpers import CONFIGS, run_in_process
 
 from tfmeta.cli import evaluate, export, paths, train
 from tfmeta.cli.evaluation import EvaluationResult
+from tfmeta.data.omniglot import source as omniglot_source
 
 SINE = [f"--flagfile={CONFIGS / 'sinusoid_maml.cfg'}", "--meta_batch_size=2", "--verbose=0"]
 
@@ -225,7 +226,7 @@ def test_missing_data_leaves_no_model_dir_behind(tmp_path, capsys, monkeypatch):
     def offline(split):
         raise ConnectionError("no network (test)")
 
-    monkeypatch.setattr("tfmeta.data.omniglot.source._tfds_examples", offline)
+    monkeypatch.setattr(omniglot_source, "_tfds_examples", offline)
     (tmp_path / "empty").mkdir()
     assert fails(train, [f"--model_dir={tmp_path / 'run'}", "--dataset=omniglot",
                          f"--data_dir={tmp_path / 'empty'}"]) == 1
