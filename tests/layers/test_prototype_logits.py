@@ -72,7 +72,9 @@ def test_config_round_trip():
     "mutate, match",
     [
         (lambda s, y, q: (s, np.where(y == 0, 7, y), q), "0..2"),
-        (lambda s, y, q: (s, np.where(y == 0, -1, y), q), "0..2"),
+        (lambda s, y, q: (s, np.where(y == 0, -2, y), q), "0..2"),
+        # -1 is padding, but class 0 is then missing below the largest label.
+        (lambda s, y, q: (s, np.where(y == 0, -1, y), q), "classes \\[0\\]"),
         (lambda s, y, q: (s, np.where(y == 2, 1, y), q), "no support example|classes \\[2\\]"),
         (lambda s, y, q: (s[..., None], y, q), "support_embeddings"),
         (lambda s, y, q: (s, y, q[0]), "query_embeddings"),

@@ -68,8 +68,9 @@ def check_served_episode(
         if every_class:
             with tf.control_dependencies(checks):
                 num_classes = ways if ways is not None else tf.reduce_max(support_y) + 1
+                real = tf.boolean_mask(support_y, support_y >= 0)  # -1: padding.
                 counts = tf.math.bincount(
-                    tf.cast(support_y, tf.int32), minlength=num_classes, maxlength=num_classes
+                    tf.cast(real, tf.int32), minlength=num_classes, maxlength=num_classes
                 )
                 checks.append(
                     tf.debugging.assert_positive(

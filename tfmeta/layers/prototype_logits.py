@@ -24,6 +24,12 @@ class PrototypeLogits(keras.layers.Layer):
     computed at run time. XLA (`jit_compile=True`) needs static shapes, so give
     `ways` there.
 
+    Padded episodes (variable ways and shots): support labels -1 are left out of
+    the prototypes; the classes a padded episode does not have (from its
+    `max(support_labels) + 1` on, when a meta-batch mixes episodes of different
+    ways or `ways` exceeds them) get a zero prototype, and `tfmeta.ProtoNet`
+    sets their logits to -inf (`tfmeta.learners.padding.mask_absent_classes`).
+
     Input checks: ranks are checked when the layer is called. Labels outside
     `0..N-1` and classes without a support example raise a `ValueError` when
     running eagerly, and a `tf.errors.InvalidArgumentError` with the same
@@ -95,12 +101,13 @@ class PrototypeLogits(keras.layers.Layer):
             ways = tf.reduce_max(support_labels) + 1
         if tf.executing_eagerly():
             self._check_labels(support_labels.numpy(), ways)
+        # A padded label (-1) has an all-zero one-hot row: it joins no prototype.
         one_hot = tf.one_hot(support_labels, ways, dtype=support_embeddings.dtype)  # [B, S, N]
         counts = tf.reduce_sum(one_hot, axis=1)  # [B, N]
         if not tf.executing_eagerly():
             counts = self._assert_valid_labels(support_labels, ways, counts)
         prototypes = tf.einsum("bsn,bsd->bnd", one_hot, support_embeddings)
-        prototypes = prototypes / counts[..., None]
+        prototypes = tf.math.divide_no_nan(prototypes, counts[..., None])
         if self.distance == "cosine":
             queries = tf.math.l2_normalize(query_embeddings, axis=-1)
             prototypes = tf.math.l2_normalize(prototypes, axis=-1)
@@ -142,14 +149,21 @@ class PrototypeLogits(keras.layers.Layer):
     @staticmethod
     def _assert_valid_labels(labels, ways, counts):
         """Adds run-time checks (InvalidArgumentError) with the messages of `_check_labels`."""
+        # A padded episode (some label -1) may lack the classes above its largest label.
+        episode_ways = tf.reduce_max(labels, axis=-1, keepdims=True) + 1  # [B, 1]
+        padded = tf.reduce_any(labels < 0, axis=-1, keepdims=True)
+        in_episode = tf.logical_or(tf.range(tf.shape(counts)[-1]) < episode_ways,
+                                   tf.logical_not(padded))
         checks = [
-            tf.debugging.assert_non_negative(
-                labels, message="Invalid `support_labels`: expected integers in 0..ways-1"),
+            tf.debugging.assert_greater_equal(
+                labels, tf.constant(-1, labels.dtype),
+                message="Invalid `support_labels`: expected integers in 0..ways-1 (-1: padding)"),
             tf.debugging.assert_less(
                 labels, tf.cast(ways, labels.dtype),
                 message="Invalid `support_labels`: expected integers in 0..ways-1"),
-            tf.debugging.assert_positive(
-                counts, message="Invalid `support_labels`: every class needs a support example"),
+            tf.debugging.Assert(
+                tf.reduce_all(tf.logical_or(counts > 0, tf.logical_not(in_episode))),
+                ["Invalid `support_labels`: every class needs a support example"]),
         ]
         with tf.control_dependencies(checks):
             return tf.identity(counts)
@@ -157,13 +171,15 @@ class PrototypeLogits(keras.layers.Layer):
     @staticmethod
     def _check_labels(labels: np.ndarray, ways) -> None:
         ways = int(ways)
-        if labels.min() < 0 or labels.max() >= ways:
+        if labels.min() < -1 or labels.max() >= ways:
             raise ValueError(
                 f"Invalid `support_labels`: expected integers in 0..{ways - 1} (ways={ways}). "
                 f"Received labels from {labels.min()} to {labels.max()}"
             )
         for episode, row in enumerate(labels):
-            missing = sorted(set(range(ways)) - set(row.tolist()))
+            # A padded episode (some label -1) lacks the classes above its largest label.
+            expected = int(row.max()) + 1 if row.min() < 0 else ways
+            missing = sorted(set(range(expected)) - set(row.tolist()))
             if missing:
                 raise ValueError(
                     f"Invalid `support_labels`: every class needs a support example, but episode "

@@ -14,6 +14,15 @@ from tfmeta.learners.carried_inner_state import CarriedInnerState
 from tfmeta.learners.episode import unpack_episode
 from tfmeta.learners.inner_optimizers import inner_optimizer_from
 from tfmeta.learners.meta_learner import MetaLearner
+from tfmeta.learners.padding import (
+    QUERY_MASK,
+    call_on_real,
+    has_labels,
+    loss_arguments,
+    mask_absent_classes,
+    mixes_examples,
+    real_mask,
+)
 from tfmeta.learners.per_step_batch_norm import PerStepBatchNorm
 
 LEARNED_RATE_MODES = (None, "per_parameter", "per_step")
@@ -371,24 +380,55 @@ class GradientLearner(MetaLearner):
     def inner_loss(self, weights, non_trainable, x, y, training, return_updates=False):
         """The compiled loss (plus the model's own losses) of `weights` on `(x, y)`.
 
-        With `return_updates`, also the model's updated non-trainable weights.
+        With `return_updates`, also the model's updated non-trainable weights. Padded
+        support examples (label -1, variable episodes) are left out: the loss is the mean
+        over the real ones (see `tfmeta.learners.padding`).
         """
+        sample_weight, labels = None, y
+        if has_labels(y):
+            if self._calls_on_real(training):
+                x, y = tf.boolean_mask(x, real_mask(y)), tf.boolean_mask(y, real_mask(y))
+            else:
+                y, sample_weight = loss_arguments(y)
         outputs, updates, losses = self.model.stateless_call(
             weights, non_trainable, x, training=training, return_losses=True
         )
+        if has_labels(labels):
+            outputs = mask_absent_classes(outputs, labels)
         if getattr(self, "_compile_loss", None) is None:
             raise ValueError(
                 f"{type(self).__name__} adapts with the compiled loss, but the learner is not "
                 "compiled with a loss. Call `compile(optimizer, loss=...)` before `fit`, "
                 "`evaluate`, `predict` or `export`."
             )
-        loss = self._compile_loss(y, outputs)
+        loss = self._compile_loss(y, outputs, sample_weight)
         # The compiled loss is divided by the replica count under tf.distribute;
         # the inner loop must see the task's own loss.
         loss = unscale_loss_for_distribution(loss)
         if losses:
             loss = loss + tf.add_n([tf.cast(value, loss.dtype) for value in losses])
         return (loss, updates) if return_updates else loss
+
+    def _calls_on_real(self, training) -> bool:
+        """Whether padded examples must be cut out before a model call (not just weighted).
+
+        So where the model mixes the examples of a batch (batch statistics in training);
+        XLA, which needs static shapes, keeps them (batch statistics then see padding).
+        """
+        return bool(training) and self.jit_compile is not True and mixes_examples(self.model)
+
+    def _query_predictions(self, weights, query_x, support_y, query_real, training):
+        """`(predictions, updated)` of one task's query pass; padding is kept out of it."""
+        def call(x):
+            return self.model.stateless_call(*weights, x, training=training)
+
+        if query_real is not None and self._calls_on_real(training):
+            prediction, updated = call_on_real(call, query_x, query_real)
+        else:
+            prediction, updated = call(query_x)
+        if has_labels(support_y):
+            prediction = mask_absent_classes(prediction, support_y)
+        return prediction, updated
 
     def adapt(self, weights, non_trainable, support_x, support_y, steps, first_order, training):
         """Returns the fast weights after `steps` SGD steps on the support loss of one task.
@@ -505,8 +545,17 @@ class GradientLearner(MetaLearner):
         """The support examples inner step `step` uses (all, or its cyclic mini-batch)."""
         if self.inner_batch_size is None or step is None:
             return support_x, support_y
-        size = tf.shape(support_y)[0]
-        rows = (step * self.inner_batch_size + tf.range(self.inner_batch_size)) % size
+        positions = step * self.inner_batch_size + tf.range(self.inner_batch_size)
+        if not has_labels(support_y):
+            rows = positions % tf.shape(support_y)[0]
+        else:
+            # Cycle through the real examples only (padding, label -1, is skipped): row of
+            # the k-th real example, by a one-hot match that vectorizes over tasks.
+            real = real_mask(support_y)
+            rank = tf.cumsum(tf.cast(real, tf.int32)) - 1
+            wanted = positions % tf.maximum(tf.reduce_sum(tf.cast(real, tf.int32)), 1)
+            match = tf.logical_and(rank[tf.newaxis] == wanted[:, tf.newaxis], real[tf.newaxis])
+            rows = tf.argmax(tf.cast(match, tf.int32), axis=1, output_type=tf.int32)
         return tf.gather(support_x, rows), tf.gather(support_y, rows)
 
     def _recompute_functions(self, non_trainable, support_x, support_y, training):
@@ -604,8 +653,11 @@ class GradientLearner(MetaLearner):
         support_x, support_y, query_x = unpack_episode(inputs, model=self.model)
         weights, task, signature = self._task_function(steps, first_order, training,
                                                        every_step, return_inner_state)
-        return map_tasks(lambda *tensors: task(weights, *tensors),
-                         (support_x, support_y, query_x), signature, self.task_batching)
+        tensors = (support_x, support_y, query_x)
+        if isinstance(inputs, dict) and inputs.get(QUERY_MASK) is not None:
+            tensors += (inputs[QUERY_MASK],)
+        return map_tasks(lambda *tensors: task(weights, *tensors), tensors, signature,
+                         self.task_batching)
 
     def adapt_and_differentiate(self, inputs, query_y, sample_weight, steps, first_order,
                                 every_step, task_loss):
@@ -640,7 +692,8 @@ class GradientLearner(MetaLearner):
             local = [tf.identity(w) for w in weights]
             with tf.GradientTape() as tape:
                 tape.watch(local)
-                outputs = task(local, support_x, support_y, query_x)
+                query_real = real_mask(query_y) if has_labels(query_y) else None
+                outputs = task(local, support_x, support_y, query_x, query_real)
                 episode = {"support_x": support_x[None], "support_y": support_y[None],
                            "query_x": query_x[None]}
                 loss = task_loss(episode, query_y[None], outputs[0][None],
@@ -664,8 +717,8 @@ class GradientLearner(MetaLearner):
     def _task_function(self, steps, first_order, training, every_step, return_inner_state):
         """`(weights, task, signature)`: one task's adaptation and predictions.
 
-        `task(weights, support_x, support_y, query_x)` adapts `weights` (the model's
-        trainable weights as tensors, read here) to one task and returns `(predictions,
+        `task(weights, support_x, support_y, query_x, query_real=None)` adapts `weights` (the
+        model's trainable weights as tensors, read here) to one task and returns `(predictions,
         fast_weights, non_trainable_updates)`, plus the flattened final inner state when
         `return_inner_state` and the learner carries it; `signature` is its output's
         dtypes.
@@ -679,7 +732,7 @@ class GradientLearner(MetaLearner):
                        _read(self.carried_inner_state.steps))
         return_inner_state = return_inner_state and carried is not None
 
-        def task(weights, support_x, support_y, query_x):
+        def task(weights, support_x, support_y, query_x, query_real=None):
             step_statistics, final_state = [], []
             every = self.adapt_steps(weights, non_trainable, support_x, support_y, steps,
                                      first_order, training, statistics=step_statistics,
@@ -688,9 +741,9 @@ class GradientLearner(MetaLearner):
             kept = list(enumerate(every)) if every_step else [(len(every) - 1, every[-1])]
             predictions = []
             for step, fast in kept:
-                prediction, updated = self.model.stateless_call(
-                    *self._step_weights(fast, non_trainable, step), query_x, training=training
-                )
+                prediction, updated = self._query_predictions(
+                    self._step_weights(fast, non_trainable, step), query_x, support_y,
+                    query_real, training)
                 predictions.append(prediction)
             predictions = tf.stack(predictions) if every_step else predictions[0]
             updated = list(updated)

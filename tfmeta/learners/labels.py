@@ -87,6 +87,8 @@ def static_size_checks(support_x: tf.Tensor, query_x: tf.Tensor, query_y: Any,
 def label_checks(labels: tf.Tensor, ways: Any, name: str) -> list[tf.Operation]:
     """Run-time assertions that classification `labels` are whole numbers in `0..ways-1`.
 
+    The label -1 (padding of a variable episode) is accepted.
+
     Args:
         labels: Labels of any shape, integer or floating.
         ways: The number of classes N (an int or a scalar tensor), or None for no upper bound.
@@ -110,17 +112,19 @@ def label_checks(labels: tf.Tensor, ways: Any, name: str) -> list[tf.Operation]:
              "labels would be truncated. Received: a label of",
              tf.boolean_mask(labels, fractional)[:1]],
             summarize=1))
+    # -1 marks a padded entry of a variable episode (see `tfmeta.learners.padding`).
     low, high = tf.reduce_min(labels), tf.reduce_max(labels)
     if ways is None:
         checks.append(tf.debugging.Assert(
-            low >= 0, [f"{PREFIX} `{name}` labels must be >= 0. Received: a label of", low]))
+            low >= -1, [f"{PREFIX} `{name}` labels must be >= 0 (or -1 for padding). "
+                        "Received: a label of", low]))
     else:
         described = (f"0..{ways - 1} (the learner has {ways} ways)" if isinstance(ways, int)
                      else "0..N-1 with N = max(support_y) + 1")
         checks.append(tf.debugging.Assert(
-            tf.logical_and(low >= 0, high < tf.cast(ways, labels.dtype)),
-            [f"{PREFIX} `{name}` labels must be in {described}. Received: labels from", low,
-             "to", high]))
+            tf.logical_and(low >= -1, high < tf.cast(ways, labels.dtype)),
+            [f"{PREFIX} `{name}` labels must be in {described} (or -1 for padding). "
+             "Received: labels from", low, "to", high]))
     return checks
 
 

@@ -8,6 +8,8 @@ import tensorflow as tf
 
 from tfmeta.data.arguments import check_bool
 from tfmeta.learners.gradient_learner import GradientLearner, loss_is_mean_over_tasks
+from tfmeta.learners.meta_learner import MetaLearner
+from tfmeta.learners.padding import episode_inputs
 
 
 @keras.saving.register_keras_serializable(package="tfmeta")
@@ -135,7 +137,7 @@ class MAML(GradientLearner):
             _warn_about_keras_batch_norm(self.model)
 
     def compute_meta_gradients(self, support_x, support_y, query_x, query_y, sample_weight):
-        inputs = {"support_x": support_x, "support_y": support_y, "query_x": query_x}
+        inputs = episode_inputs(support_x, support_y, query_x, query_y)
         first_order = self.first_order
         if self.first_order_steps is not None:
             first_order = self.optimizer.iterations < self.first_order_steps
@@ -165,7 +167,7 @@ class MAML(GradientLearner):
         It is with Keras' own losses (`loss_is_mean_over_tasks`) and Keras' own
         `compute_loss`, which a subclass may override to mix tasks.
         """
-        return (type(self).compute_loss is keras.Model.compute_loss
+        return (type(self).compute_loss in (keras.Model.compute_loss, MetaLearner.compute_loss)
                 and loss_is_mean_over_tasks(self._compile_loss))
 
     def _task_map_meta_gradients(self, inputs, query_y, sample_weight, first_order,

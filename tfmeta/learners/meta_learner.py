@@ -23,6 +23,13 @@ from tfmeta.learners.labels import (
     size_checks,
     static_size_checks,
 )
+from tfmeta.learners.padding import (
+    QUERY_MASK,
+    episode_inputs,
+    has_labels,
+    loss_arguments,
+    real_mask,
+)
 
 # Metric names that mean "per-episode, with a confidence interval" on a learner.
 _EPISODIC_METRIC_ALIASES = {
@@ -195,11 +202,25 @@ class MetaLearner(keras.Model):
                 checks += label_checks(y, query_ways, "query_y")
         support_x, support_y, query_x = gate(checks, support_x, support_y, query_x)
         x = {**x, "support_x": support_x, "support_y": support_y, "query_x": query_x}
+        if y is not None and has_labels(y):
+            x[QUERY_MASK] = real_mask(y)  # Padded queries (label -1) are not the model's.
         return support_x, support_y, query_x, x
 
     def fixed_ways(self):
         """The number of classes N this learner's output fixes, or None (from the labels)."""
         return None
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The compiled loss, as the mean over the real queries of padded episodes.
+
+        Padded queries (label -1) get the weight 0 and the real ones `entries / real
+        entries`, so a mean-reduced loss equals that of the unpadded episodes
+        (`tfmeta.learners.padding.loss_arguments`).
+        """
+        if y is not None and has_labels(y):
+            y, sample_weight = loss_arguments(y, sample_weight)
+        return super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
+                                    training=training)
 
     # The checks fail as TensorFlow errors while a step runs; callers see one line.
 
@@ -247,7 +268,7 @@ class MetaLearner(keras.Model):
         predictions of `call(training=True)` (what ProtoNet needs); MAML and
         Reptile override it.
         """
-        inputs = {"support_x": support_x, "support_y": support_y, "query_x": query_x}
+        inputs = episode_inputs(support_x, support_y, query_x, query_y)
         with tf.GradientTape() as tape:
             y_pred = self(inputs, training=True)
             loss = self._compute_loss(x=inputs, y=query_y, y_pred=y_pred,

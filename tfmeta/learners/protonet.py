@@ -7,6 +7,7 @@ from tfmeta.data.arguments import check_bool, check_float
 from tfmeta.layers.prototype_logits import PrototypeLogits
 from tfmeta.learners.episode import embed_examples, unpack_episode
 from tfmeta.learners.meta_learner import MetaLearner
+from tfmeta.learners.padding import QUERY_MASK, call_on_real, mask_absent_classes, real_mask
 
 
 @keras.saving.register_keras_serializable(package="tfmeta")
@@ -99,8 +100,21 @@ class ProtoNet(MetaLearner):
             ],
             axis=0,
         )
-        embeddings = self.embed(examples, training=training,
-                                example_rank=support_x.shape.rank - 2)
+
+        def embed(x):
+            return self.embed(x, training=training, example_rank=support_x.shape.rank - 2)
+
+        if self.jit_compile is True:  # XLA needs static shapes: padding is embedded too.
+            embeddings = embed(examples)
+        else:
+            # Padded examples (variable episodes) never reach the encoder: they would
+            # change its batch statistics, and cost time.
+            query_real = inputs.get(QUERY_MASK)
+            if query_real is None:
+                query_real = tf.ones(tf.shape(query_x)[:2], tf.bool)
+            real = tf.concat([tf.reshape(real_mask(support_y), [-1]),
+                              tf.reshape(query_real, [-1])], axis=0)
+            embeddings = call_on_real(embed, examples, real)
         features = tf.shape(embeddings)[-1]
         split = tasks * support_size
         support_embeddings = tf.reshape(
@@ -110,7 +124,8 @@ class ProtoNet(MetaLearner):
         support_embeddings = tf.ensure_shape(
             support_embeddings, support_x.shape[:2].concatenate([None]))
         query_embeddings = tf.ensure_shape(query_embeddings, query_x.shape[:2].concatenate([None]))
-        return self.prototype_logits(support_embeddings, support_y, query_embeddings)
+        logits = self.prototype_logits(support_embeddings, support_y, query_embeddings)
+        return mask_absent_classes(logits, support_y)
 
     def get_config(self):
         return {

@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 
 from tfmeta.learners.gradient_learner import GradientLearner
+from tfmeta.learners.padding import episode_inputs
 
 _MAML_ONLY = ("first_order", "multi_step_loss_steps", "first_order_steps", "per_step_batch_norm")
 
@@ -88,7 +89,7 @@ class Reptile(GradientLearner):
         )
 
     def compute_meta_gradients(self, support_x, support_y, query_x, query_y, sample_weight):
-        inputs = {"support_x": support_x, "support_y": support_y, "query_x": query_x}
+        inputs = episode_inputs(support_x, support_y, query_x, query_y)
         y_pred, fast, updated, *final_state = self.adapt_and_predict(
             inputs, self.inner_steps, first_order=True, training=True, return_inner_state=True
         )

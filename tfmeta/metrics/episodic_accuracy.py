@@ -16,8 +16,9 @@ class EpisodicAccuracy(EpisodicMetric):
     """Query accuracy averaged over episodes, with its 95% confidence interval.
 
     Each episode's accuracy is the fraction of its queries whose largest logit is at the true
-    label; the metric averages these per-episode accuracies over all the episodes seen since the
-    last reset (every episode counts once, as in the few-shot papers) and reports
+    label (padded queries of variable episodes, label -1, are left out); the metric averages
+    these per-episode accuracies over all the episodes seen since the last reset (every
+    episode counts once, as in the few-shot papers) and reports
     `1.96 * std / sqrt(episodes)` (population std, `ddof=0`) beside the mean. `result()`
     returns `{name: mean, name + "_ci95": ci95}`; Keras puts both keys in the logs of `fit` and
     `evaluate`, so with the default name they read `accuracy` and `accuracy_ci95` (and
@@ -65,5 +66,8 @@ class EpisodicAccuracy(EpisodicMetric):
                 f"y_pred.shape={tuple(y_pred.shape.as_list())}"
             )
         predicted = ops.cast(ops.argmax(y_pred, axis=-1), "int32")
-        correct = ops.equal(predicted, ops.cast(y_true, "int32"))
-        return ops.mean(ops.cast(correct, "float32"), axis=1)
+        labels = ops.cast(y_true, "int32")
+        # Padded queries (label -1, variable episodes) count for nothing.
+        real = ops.cast(ops.greater_equal(labels, 0), "float32")
+        correct = ops.cast(ops.equal(predicted, labels), "float32") * real
+        return ops.sum(correct, axis=1) / ops.maximum(ops.sum(real, axis=1), 1.0)
