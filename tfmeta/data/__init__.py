@@ -21,6 +21,8 @@ from tfmeta.data.images.image_folder import image_folder as image_folder
 from tfmeta.data.images.image_folder import image_folder_classes as image_folder_classes
 from tfmeta.data.images.image_folder import load_image_folder as load_image_folder
 from tfmeta.data.images.tiny_imagenet import tiny_imagenet as tiny_imagenet
+from tfmeta.data.mixing import convert_images as convert_images
+from tfmeta.data.mixing import mix as mix
 from tfmeta.data.omniglot.omniglot import OmniglotImages as OmniglotImages
 from tfmeta.data.omniglot.omniglot import load_omniglot as load_omniglot
 from tfmeta.data.omniglot.omniglot import omniglot as omniglot
@@ -29,6 +31,7 @@ from tfmeta.data.omniglot.splits import SPLITS as OMNIGLOT_SPLITS
 from tfmeta.data.registry import ClassExamples as ClassExamples
 from tfmeta.data.registry import DatasetSpec as DatasetSpec
 from tfmeta.data.registry import get_dataset as get_dataset
+from tfmeta.data.registry import get_datasets as get_datasets
 from tfmeta.data.registry import list_datasets as list_datasets
 from tfmeta.data.registry import register as register
 from tfmeta.data.regression.sinusoid import sinusoid as sinusoid
@@ -49,10 +52,12 @@ __all__ = [
     "batches",
     "benchmark_classes",
     "cifar_fs",
+    "convert_images",
     "cub",
     "episodes",
     "fc100",
     "get_dataset",
+    "get_datasets",
     "image_folder",
     "image_folder_classes",
     "load_image_folder",
@@ -64,6 +69,7 @@ __all__ = [
     "load_omniglot",
     "metaworld",
     "mini_imagenet",
+    "mix",
     "omniglot",
     "prepared_mini_imagenet",
     "register",

@@ -197,3 +197,35 @@ def get_dataset(name: str) -> DatasetSpec:
             + f". Received: dataset={name!r}"
         )
     return _REGISTRY[name]
+
+
+def get_datasets(names: str) -> tuple[DatasetSpec, ...]:
+    """The `DatasetSpec`s of one name or of a comma-separated list ("tiny_imagenet,omniglot").
+
+    Several datasets are mixed episode by episode (`tfmeta.data.mix`); they must be distinct
+    and of one task and one kind of examples.
+
+    Raises:
+        ValueError: For an unknown name, a repeated one, or datasets that cannot be mixed
+            (text with images, regression with classification).
+
+    Example:
+    >>> [spec.name for spec in get_datasets("tiny_imagenet,omniglot")]
+    ['tiny_imagenet', 'omniglot']
+    """
+    if not isinstance(names, str) or not names.strip():
+        return (get_dataset(names),)
+    parts = [name.strip() for name in names.split(",")]
+    specs = tuple(get_dataset(name) for name in parts)
+    if len(set(parts)) != len(parts):
+        raise ValueError(
+            "Invalid value for argument `dataset`: expected distinct dataset names to mix. "
+            f"Received: dataset={names!r}"
+        )
+    kinds = sorted({f"{spec.example} {spec.task}" for spec in specs})
+    if len(kinds) > 1:
+        raise ValueError(
+            "Invalid value for argument `dataset`: expected datasets of one kind to mix (e.g. "
+            f"all image classification), not {' and '.join(kinds)}. Received: dataset={names!r}"
+        )
+    return specs
