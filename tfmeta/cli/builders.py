@@ -29,7 +29,9 @@ def episodes(
     """The endless episode dataset of `experiment.dataset` for `split`.
 
     The dataset comes from the registry (`tfmeta.data.get_dataset`), with the experiment's
-    values of the dataset's options.
+    values of the dataset's options. With `experiment.variable`, the episodes are
+    Meta-Dataset's variable ones: `ways` is then the most ways ("ways_and_shots") or the
+    ways ("shots"), and `shots` and `queries` are sampled.
 
     Args:
         experiment: Gives the dataset and its options (image size, class split, ...).
@@ -53,16 +55,28 @@ def episodes(
     TensorShape([4, 10, 1])
 
     """
-    spec = data.get_dataset(experiment.dataset)
-    return spec.episodes(
-        split, ways=ways, shots=shots, queries=queries, meta_batch_size=meta_batch_size,
-        seed=seed, data_dir=data_dir, **dataset_options(experiment),
-    )
+    variable = {}
+    if experiment.variable != "none" and not experiment.regression:
+        # Meta-Dataset's variable episodes: `ways` is then the most ways (or the ways).
+        variable = {"max_support": experiment.max_support,
+                    "max_queries": experiment.max_queries}
+        if experiment.variable == "ways_and_shots":
+            variable["max_ways"], ways = ways, None
+        shots = queries = None
+    sources = [
+        spec.episodes(split, ways=ways, shots=shots, queries=queries,
+                      meta_batch_size=meta_batch_size, seed=seed, data_dir=data_dir,
+                      **_options(experiment, spec), **variable)
+        for spec in data.get_datasets(experiment.dataset)
+    ]
+    if len(sources) == 1:
+        return sources[0]
+    # --dataset=a,b: one source per episode, uniformly (Meta-Dataset), in one example shape.
+    side = example_shape(experiment)[0]
+    return data.mix(sources, seed=seed, image_size=side)
 
 
-def dataset_options(experiment: Experiment) -> dict[str, Any]:
-    """The experiment's values of its dataset's options (e.g. `image_size`, `scheme`)."""
-    spec = data.get_dataset(experiment.dataset)
+def _options(experiment: Experiment, spec: data.DatasetSpec) -> dict[str, Any]:
     return {name: getattr(experiment, name) for name in spec.options}
 
 
@@ -72,15 +86,31 @@ def class_splits(experiment: Experiment, data_dir: str | os.PathLike[str] | None
 
     Lists the data without reading an example (see `DatasetSpec.class_splits`).
     """
-    spec = data.get_dataset(experiment.dataset)
-    if spec.class_splits is None:
+    specs = data.get_datasets(experiment.dataset)
+    if len(specs) != 1 or specs[0].class_splits is None:  # Mixed sources: not checked.
         return None
-    return spec.class_splits(data_dir, **dataset_options(experiment))
+    return specs[0].class_splits(data_dir, **dataset_options(experiment))
+
+
+def dataset_options(experiment: Experiment) -> dict[str, Any]:
+    """The experiment's values of its datasets' options (e.g. `image_size`, `scheme`)."""
+    options = {}
+    for spec in data.get_datasets(experiment.dataset):
+        options.update(_options(experiment, spec))
+    return options
 
 
 def example_shape(experiment: Experiment) -> tuple[int, ...]:
-    """The shape of one example of the experiment's dataset, e.g. `(28, 28, 1)`."""
-    return tuple(data.get_dataset(experiment.dataset).example_shape(dataset_options(experiment)))
+    """The shape of one example of the experiment's dataset(s), e.g. `(28, 28, 1)`.
+
+    Mixed image datasets share the largest side and channels (greyscale becomes RGB).
+    """
+    shapes = [tuple(spec.example_shape(_options(experiment, spec)))
+              for spec in data.get_datasets(experiment.dataset)]
+    if len(shapes) == 1 or len(shapes[0]) != 3:
+        return shapes[0]
+    side = max(max(shape[:2]) for shape in shapes)
+    return (side, side, max(shape[2] for shape in shapes))
 
 
 def dynamic_meta_batch(dataset: tf.data.Dataset, meta_batch_size: int) -> tf.data.Dataset:
@@ -111,7 +141,7 @@ def backbone(experiment: Experiment,
     """
     input_shape = example_shape(experiment)
     if experiment.regression:
-        spec = data.get_dataset(experiment.dataset)
+        spec = data.get_datasets(experiment.dataset)[0]
         target_shape = spec.targets(dataset_options(experiment))
         activation = None if experiment.output_activation == "linear" else (
             experiment.output_activation)
@@ -121,7 +151,7 @@ def backbone(experiment: Experiment,
     image_shape = input_shape
     head = None if experiment.learner == "protonet" else experiment.ways
     if experiment.backbone == "bag_of_ngrams":
-        spec = data.get_dataset(experiment.dataset)
+        spec = data.get_datasets(experiment.dataset)[0]
         sentences = spec.texts("train", data_dir, **dataset_options(experiment))
         return backbones.bag_of_ngrams(sentences, embedding_dim=experiment.embedding_dim,
                                        num_classes=head, seed=experiment.seed)

@@ -79,6 +79,12 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> list[flags.Flag
         flags.DEFINE_enum("starts", "own", ("own", "moved"), "--rollouts: each goal's own "
                           "start, or moved (the object starts where another test goal's task "
                           "starts it; the demonstrations keep the goal's own start).", **fv),
+        flags.DEFINE_string("dataset", None, "Cross-domain evaluation: another dataset "
+                            "(e.g. omniglot for a model trained on tiny_imagenet), its images "
+                            "converted to the model's size and channels (default: the run's "
+                            "dataset).", **fv),
+        flags.DEFINE_integer("image_size", None, "Side at which --dataset's images are read "
+                             "before conversion (default: the run's --image_size).", **fv),
         flags.DEFINE_string("output", None, "Also write the result as JSON to this file.",
                             **fv),
         launcher.define_cpu_threads_flag(flag_values),
@@ -119,6 +125,7 @@ def main(argv: list[str], flag_values: flags.FlagValues = flags.FLAGS) -> None:
             shots=flag_values.shots, queries=flag_values.queries,
             episodes=flag_values.episodes, inner_steps=flag_values.inner_steps,
             batch_size=flag_values.batch_size, seed=flag_values.seed, data_dir=data_dir,
+            dataset=flag_values.dataset, image_size=flag_values.image_size,
         )
         print(result)
         if flag_values.output is not None:

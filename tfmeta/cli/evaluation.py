@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +14,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfmeta import metrics
+from tfmeta import data, metrics
 from tfmeta.cli import builders, paths
 from tfmeta.cli.experiment import EXPERIMENT_FILE, Experiment
 from tfmeta.cli.training import LEARNER_FILE, evaluation_batch_size
 from tfmeta.learners import GradientLearner, MetaLearner, ProtoNet
 from tfmeta.learners.finite import non_finite_weights
+from tfmeta.learners.padding import QUERY_MASK, real_mask
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,8 +33,9 @@ class EvaluationResult:
         ci95: The half-width `1.96 * std / sqrt(episodes)`, or None for one episode
             (the interval is undefined).
         episodes: The number of episodes.
-        ways: Classes per episode (None for regression).
-        shots: Support examples per class (per task for regression).
+        ways: Classes per episode (None for regression and for variable ways).
+        shots: Support examples per class (per task for regression; None for variable
+            episodes, Meta-Dataset's).
 
     Example:
     >>> print(EvaluationResult("accuracy", 0.98712, 0.00213, 1000, 5, 1))
@@ -47,12 +50,14 @@ class EvaluationResult:
     ci95: float | None
     episodes: int
     ways: int | None
-    shots: int
+    shots: int | None
 
     def __str__(self) -> str:
-        setting = f"{self.shots}-shot"
+        setting = "variable-shot" if self.shots is None else f"{self.shots}-shot"
         if self.ways is not None:
             setting = f"{self.ways}-way {setting}"
+        elif self.metric == "accuracy":
+            setting = f"variable-way {setting}"
         if self.ci95 is None:
             return (f"{self.metric}: {self.mean:.4f} ({self.episodes} episode: the 95% CI is "
                     f"undefined, {setting})")
@@ -151,6 +156,8 @@ def evaluate(
     batch_size: int | None = None,
     seed: int = 0,
     data_dir: str | os.PathLike[str] | None = None,
+    dataset: str | None = None,
+    image_size: int | None = None,
 ) -> EvaluationResult:
     """Evaluates `learner` on `episodes` new episodes of `split`, in meta-batches.
 
@@ -173,6 +180,12 @@ def evaluate(
         seed: Seed of the episode stream.
         data_dir: The data root (default: the one the run was trained on, its
             experiment's `data_dir`, else `$TFMETA_DATA_DIR`).
+        dataset: Cross-domain evaluation: another registered dataset (e.g. "omniglot" for
+            a model trained on "tiny_imagenet"); its images are converted to the model's
+            example shape (size and channels, `tfmeta.data.convert_images`) with one
+            warning. Refused where it cannot work (text against images, regression
+            against classification).
+        image_size: The side at which `dataset`'s images are read (default: the run's).
 
     Returns:
         An `EvaluationResult`.
@@ -182,6 +195,7 @@ def evaluate(
 
     """
     data_dir = experiment.data_dir if data_dir is None else data_dir
+    source = _evaluation_source(experiment, dataset, image_size)
     ways_given = ways is not None
     ways = experiment.eval_ways if ways is None else ways
     shots = experiment.eval_shots if shots is None else shots
@@ -207,11 +221,11 @@ def evaluate(
     batch = min(batch, episodes)
 
     # Episodes are drawn one at a time, so they depend on the seed and not on the batch size.
-    dataset = builders.dynamic_meta_batch(
-        builders.episodes(experiment, split, ways=ways, shots=shots, queries=queries,
-                          meta_batch_size=1, seed=seed, data_dir=data_dir),
-        batch,
-    )
+    episode_stream = builders.episodes(source, split, ways=ways, shots=shots, queries=queries,
+                                       meta_batch_size=1, seed=seed, data_dir=data_dir)
+    if source is not experiment:
+        episode_stream = _converted(episode_stream, source, experiment)
+    dataset = builders.dynamic_meta_batch(episode_stream, batch)
     episode_values = _episode_values_fn(learner, experiment, inner_steps)
     values = []
     for inputs, query_y in dataset.take(math.ceil(episodes / batch)):
@@ -230,9 +244,53 @@ def evaluate(
         mean=mean,
         ci95=ci95 if values.size > 1 else None,
         episodes=int(values.size),
-        ways=None if experiment.regression else ways,
-        shots=shots,
+        ways=None if experiment.regression or experiment.variable == "ways_and_shots" else ways,
+        shots=None if experiment.variable != "none" and not experiment.regression else shots,
     )
+
+
+def _evaluation_source(experiment: Experiment, dataset: str | None,
+                       image_size: int | None) -> Experiment:
+    """The experiment whose dataset gives the evaluation episodes (`dataset`, if given)."""
+    if dataset is None and image_size is None:
+        return experiment
+    if image_size is not None:
+        _check_positive("image_size", image_size)
+    name = experiment.dataset if dataset is None else dataset
+    try:
+        target = data.get_datasets(name)[0]
+    except ValueError as error:
+        raise ValueError(str(error).replace("argument `dataset`", "flag `--dataset`").replace(
+            "Received: dataset=", "Received: --dataset=")) from None
+    trained = data.get_datasets(experiment.dataset)[0]
+    if (trained.example, trained.task) != (target.example, target.task):
+        raise ValueError(
+            f"Invalid value for flag `--dataset`: the model was trained on "
+            f"{experiment.dataset} ({trained.example} {trained.task}) and cannot take "
+            f"{target.example} {target.task} episodes. Received: --dataset={name}"
+        )
+    source = dataclasses.replace(
+        experiment, dataset=name,
+        image_size=experiment.image_size if image_size is None else image_size)
+    return source
+
+
+def _converted(episodes: tf.data.Dataset, source: Experiment,
+               experiment: Experiment) -> tf.data.Dataset:
+    """`source`'s episodes in the example shape the model of `experiment` takes."""
+    wanted, given = builders.example_shape(experiment), builders.example_shape(source)
+    if wanted == given:
+        return episodes
+    if len(wanted) != 3:
+        raise ValueError(
+            f"Invalid value for flag `--dataset`: {source.dataset} examples of shape {given} "
+            f"cannot be converted to the model's {wanted}. Received: --dataset={source.dataset}"
+        )
+    warnings.warn(
+        f"Cross-domain evaluation: {source.dataset} images {given} are converted to the "
+        f"model's {wanted} (bilinear resizing; greyscale and RGB by repeating or averaging "
+        "channels).", stacklevel=3)
+    return data.convert_images(episodes, wanted)
 
 
 def query_predictions(learner: MetaLearner, inputs: Any, inner_steps: int | None = None) -> Any:
@@ -256,6 +314,8 @@ def _episode_values_fn(learner: MetaLearner, experiment: Experiment, inner_steps
 
     @tf.function(reduce_retracing=True)
     def episode_values(inputs, query_y):
+        if not experiment.regression:  # Padded queries (label -1) stay out of every batch.
+            inputs = {**inputs, QUERY_MASK: real_mask(query_y)}
         return metric.episode_values(query_y, query_predictions(learner, inputs, inner_steps))
 
     return episode_values

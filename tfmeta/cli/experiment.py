@@ -13,6 +13,7 @@ from typing import Any
 from tfmeta import data
 from tfmeta.data.class_splits import class_split_changes
 
+VARIABLE_EPISODES = ("none", "shots", "ways_and_shots")
 LEARNERS = ("maml", "fomaml", "reptile", "protonet")
 OPTIMIZERS = ("adam", "sgd")
 LR_DECAYS = ("none", "step", "linear", "cosine")
@@ -65,6 +66,12 @@ class Experiment:
         queries: Query examples per class (per task for sinusoid) in training.
         test_ways: Classes per evaluation episode (default: `ways`).
         test_shots: Support examples per class in evaluation (default: `shots`).
+        variable: Meta-Dataset's variable episodes, in training and evaluation: "none"
+            (fixed N-way K-shot), "shots" (`ways` fixed, shots and queries sampled) or
+            "ways_and_shots" (ways uniform in [5, `ways`], so `ways` is the most ways and
+            the size of a MAML head; shots and queries sampled).
+        max_support: With variable shots, the most support examples of an episode.
+        max_queries: With variable episodes, the most query examples per class.
         test_queries: Query examples per class in evaluation (default: `queries`).
         test_episodes: Episodes `tfmeta-evaluate` samples by default.
         meta_batch_size: Episodes per optimizer step.
@@ -147,6 +154,9 @@ class Experiment:
     test_queries: int | None = None
     test_episodes: int = 600
     meta_batch_size: int = 32
+    variable: str = "none"
+    max_support: int = 500
+    max_queries: int = 10
     # === Inner loop (MAML, Reptile) ===
     inner_steps: int = 1
     inner_learning_rate: float = 0.01
@@ -217,7 +227,7 @@ class Experiment:
     @property
     def regression(self) -> bool:
         """Whether tasks are regression tasks (sinusoid) rather than classification."""
-        return data.get_dataset(self.dataset).regression
+        return data.get_datasets(self.dataset)[0].regression
 
     @property
     def eval_ways(self) -> int:
@@ -316,7 +326,11 @@ class Experiment:
     # === Checks ===
 
     def _check(self) -> None:
-        _choice("dataset", self.dataset, data.list_datasets())
+        try:
+            data.get_datasets(self.dataset)  # One name, or several to mix ("a,b").
+        except ValueError as error:
+            raise ValueError(str(error).replace("argument `dataset`", "flag `--dataset`").replace(
+                "Received: dataset=", "Received: --dataset=")) from None
         _choice("learner", self.learner, LEARNERS)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("lr_decay", self.lr_decay, LR_DECAYS)
@@ -339,7 +353,12 @@ class Experiment:
         if not isinstance(self.intent_dataset, str) or not self.intent_dataset:
             raise _invalid("intent_dataset", "a folder name under <root>/intent/",
                            self.intent_dataset)
+        _choice("variable", self.variable, VARIABLE_EPISODES)
+        if self.variable == "ways_and_shots" and _is_int(self.ways) and self.ways < 5:
+            raise _invalid("ways", "at least 5 with --variable=ways_and_shots (the most ways; "
+                           "Meta-Dataset samples 5 or more)", self.ways)
         for name in ("ways", "shots", "queries", "test_episodes", "meta_batch_size",
+                     "max_support", "max_queries",
                      "inner_steps", "lr_decay_episodes", "train_steps", "steps_per_epoch",
                      "image_size", "filters", "class_split", "embedding_dim",
                      "metaworld_horizon", "metaworld_demonstrations"):
@@ -380,7 +399,7 @@ class Experiment:
                 f"and --test_ways must equal --ways (or be unset). Received: --ways={self.ways}, "
                 f"--test_ways={self.test_ways}"
             )
-        text = data.get_dataset(self.dataset).example == "text"
+        text = data.get_datasets(self.dataset)[0].example == "text"
         if text != (self.backbone in TEXT_BACKBONES):
             wanted = ("raw text, so they need a text backbone (--backbone="
                       + "|".join(TEXT_BACKBONES) + ")") if text else (

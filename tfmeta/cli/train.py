@@ -32,6 +32,7 @@ from tfmeta.cli.experiment import (
     OPTIMIZERS,
     OUTPUT_ACTIVATIONS,
     SCHEMES,
+    VARIABLE_EPISODES,
     Experiment,
 )
 from tfmeta.cli.training import restored_epoch, train
@@ -60,8 +61,9 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> list[flags.Flag
                           "on each, with a --model_dir they all see).", **fv),
         launcher.define_cpu_threads_flag(flag_values),
         # === Experiment ===
-        flags.DEFINE_enum("dataset", d.dataset, data.list_datasets(), "Dataset, from the "
-                          "registry (tfmeta.data.list_datasets()).", **fv),
+        flags.DEFINE_string("dataset", d.dataset, "Dataset from the registry, or several to "
+                            "mix episode by episode (e.g. tiny_imagenet,omniglot): "
+                            + ", ".join(data.list_datasets()) + ".", **fv),
         flags.DEFINE_enum("learner", d.learner, LEARNERS, "Meta-learning algorithm.", **fv),
         flags.DEFINE_integer("ways", d.ways, "Classes per training episode.", **fv),
         flags.DEFINE_integer("shots", d.shots, "Support examples per class (per task for "
@@ -74,6 +76,14 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> list[flags.Flag
                              "evaluation (default: --shots).", **fv),
         flags.DEFINE_integer("test_queries", d.test_queries, "Query examples per class in "
                              "evaluation (default: --queries).", **fv),
+        flags.DEFINE_enum("variable", d.variable, VARIABLE_EPISODES, "Meta-Dataset's variable "
+                          "episodes (training and evaluation, padded with label -1): none; "
+                          "shots (--ways fixed, shots and queries sampled); ways_and_shots "
+                          "(ways uniform in [5, --ways], shots and queries sampled).", **fv),
+        flags.DEFINE_integer("max_support", d.max_support, "Variable episodes: the most "
+                             "support examples of an episode.", **fv),
+        flags.DEFINE_integer("max_queries", d.max_queries, "Variable episodes: the most query "
+                             "examples per class.", **fv),
         flags.DEFINE_integer("test_episodes", d.test_episodes, "Episodes tfmeta-evaluate "
                              "samples by default.", **fv),
         flags.DEFINE_integer("meta_batch_size", d.meta_batch_size, "Episodes (tasks) per "
