@@ -5,6 +5,7 @@ from collections.abc import Sequence
 import keras
 
 from tfmeta.backbones.image_input import check_image_shape
+from tfmeta.backbones.initialization import check_kernel_initializer, layer_initializers
 from tfmeta.data.arguments import check_int_in_range
 from tfmeta.layers.batch_normalization import BatchNormalization
 from tfmeta.layers.conv_batch_normalization import ConvBatchNormalization
@@ -16,6 +17,7 @@ def conv4(
     num_classes: int | None = None,
     batch_norm_momentum: float = 0.9,
     name: str = "conv4",
+    kernel_initializer: str = "keras",
 ) -> keras.Model:
     """Builds conv4: four blocks of [conv 3x3, batch norm, ReLU, max-pool 2].
 
@@ -46,6 +48,9 @@ def conv4(
             (a 200-step ProtoNet scored 0.768 with them, 0.957 with batch
             statistics).
         name: name of the model.
+        kernel_initializer: "keras" (default: Glorot uniform kernels, zero biases) or
+            "torch" (PyTorch's default: kernels and biases uniform in +-1/sqrt(fan_in)),
+            for the convolutions and the head.
 
     Returns:
         A built functional `keras.Model`.
@@ -78,10 +83,13 @@ def conv4(
             "Invalid value for argument `num_classes`: expected a positive integer or None. "
             f"Received: num_classes={num_classes}"
         )
+    kernel_initializer = check_kernel_initializer(kernel_initializer)
     inputs = keras.Input(shape=input_shape, name="image")
     x = inputs
     for block in range(4):
-        conv = keras.layers.Conv2D(filters, 3, padding="same", name=f"block{block}_conv")
+        conv = keras.layers.Conv2D(
+            filters, 3, padding="same", name=f"block{block}_conv",
+            **layer_initializers(kernel_initializer, 9 * int(x.shape[-1])))
         batch_norm = BatchNormalization(momentum=batch_norm_momentum, name=f"block{block}_bn")
         if block == 0:
             # Greyscale or RGB input: the batch norm folds into the convolution in training.
@@ -92,5 +100,6 @@ def conv4(
         x = keras.layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     if num_classes is not None:
-        x = keras.layers.Dense(num_classes, name="logits")(x)
+        x = keras.layers.Dense(num_classes, name="logits",
+                               **layer_initializers(kernel_initializer, int(x.shape[-1])))(x)
     return keras.Model(inputs, x, name=name)

@@ -5,6 +5,7 @@ from collections.abc import Sequence
 import keras
 
 from tfmeta.backbones.image_input import check_image_shape
+from tfmeta.backbones.initialization import check_kernel_initializer, layer_initializers
 from tfmeta.layers.batch_normalization import BatchNormalization
 from tfmeta.layers.drop_block import DropBlock
 
@@ -20,6 +21,7 @@ def resnet12(
     drop_block_size: int = 5,
     batch_norm_momentum: float = 0.9,
     name: str = "resnet12",
+    kernel_initializer: str = "keras",
 ) -> keras.Model:
     """Builds ResNet-12: four residual blocks of three 3x3 convolutions, then 2x2 max-pools.
 
@@ -45,6 +47,8 @@ def resnet12(
         drop_block_size: Side of DropBlock's squares.
         batch_norm_momentum: momentum of the batch norm moving statistics.
         name: name of the model.
+        kernel_initializer: "keras" (default: Glorot uniform) or "torch" (PyTorch's
+            default: uniform in +-1/sqrt(fan_in); the convolutions have no bias).
 
     Returns:
         A built functional `keras.Model`.
@@ -75,15 +79,23 @@ def resnet12(
     def batch_norm(layer_name):
         return BatchNormalization(momentum=batch_norm_momentum, name=layer_name)
 
+    kernel_initializer = check_kernel_initializer(kernel_initializer)
+
+    def kernel(fan_in):
+        initializers = layer_initializers(kernel_initializer, fan_in)
+        initializers.pop("bias_initializer", None)
+        return initializers
+
     inputs = keras.Input(shape=input_shape, name="image")
     x = inputs
     for block, width in enumerate(filters):
         prefix = f"block{block}"
-        shortcut = keras.layers.Conv2D(width, 1, use_bias=False, name=f"{prefix}_shortcut")(x)
+        shortcut = keras.layers.Conv2D(width, 1, use_bias=False, name=f"{prefix}_shortcut",
+                                       **kernel(int(x.shape[-1])))(x)
         shortcut = batch_norm(f"{prefix}_shortcut_bn")(shortcut)
         for conv in range(3):
             x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False,
-                                    name=f"{prefix}_conv{conv}")(x)
+                                    name=f"{prefix}_conv{conv}", **kernel(9 * int(x.shape[-1])))(x)
             x = batch_norm(f"{prefix}_bn{conv}")(x)
             if conv < 2:
                 x = keras.layers.LeakyReLU(0.1, name=f"{prefix}_relu{conv}")(x)
@@ -97,5 +109,6 @@ def resnet12(
     else:
         x = keras.layers.Flatten(name="flatten")(x)
     if num_classes is not None:
-        x = keras.layers.Dense(num_classes, name="logits")(x)
+        x = keras.layers.Dense(num_classes, name="logits",
+                               **layer_initializers(kernel_initializer, int(x.shape[-1])))(x)
     return keras.Model(inputs, x, name=name)
