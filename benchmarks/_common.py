@@ -67,6 +67,15 @@ WORKLOADS = {
 }
 
 
+def workload_names(comma_separated: str) -> list[str]:
+    """The workload names of a `--workloads` flag; exits with one line on an unknown one."""
+    names = [n.strip() for n in comma_separated.split(",") if n.strip()]
+    unknown = [n for n in names if n not in WORKLOADS]
+    if unknown:
+        raise SystemExit(f"unknown workloads {unknown}; expected names among {sorted(WORKLOADS)}")
+    return names
+
+
 def random_episodes(workload: Workload, count: int = 4, seed: int = 0):
     """`count` random meta-batches of the episode contract, as NumPy arrays."""
     rng = np.random.default_rng(seed)

@@ -24,7 +24,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import WORKLOADS, build_learner, random_episodes  # noqa: E402
+from _common import WORKLOADS, build_learner, random_episodes, workload_names  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -122,10 +122,7 @@ def probe(name: str, steps: int, task_parallel: bool) -> str:
 
 def main(argv=None):
     args = parse_args(argv)
-    names = [n.strip() for n in args.workloads.split(",") if n.strip()]
-    unknown = [n for n in names if n not in WORKLOADS]
-    if unknown:
-        raise SystemExit(f"unknown workloads {unknown}; expected names among {sorted(WORKLOADS)}")
+    names = workload_names(args.workloads)
     if args.child:
         print(probe(names[0], args.steps, args.cpu_threads == "task_parallel"), flush=True)
         return

@@ -45,7 +45,13 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import WORKLOADS, build_learner, machine_description, random_episodes  # noqa: E402
+from _common import (  # noqa: E402
+    WORKLOADS,
+    build_learner,
+    machine_description,
+    random_episodes,
+    workload_names,
+)
 from flops import profiled_flops, workload_task_flops  # noqa: E402
 from peak import fp32_peak  # noqa: E402
 
@@ -185,10 +191,7 @@ def hardware_figures(tasks_per_s: float, gflop_per_task: float, peak_gflops: flo
 
 def main(argv=None):
     args = parse_args(argv)
-    names = [n.strip() for n in args.workloads.split(",") if n.strip()]
-    unknown = [n for n in names if n not in WORKLOADS]
-    if unknown:
-        raise SystemExit(f"unknown workloads {unknown}; expected names among {sorted(WORKLOADS)}")
+    names = workload_names(args.workloads)
     if args.cpu_threads == "task_parallel":
         from tfmeta.distribute import use_task_parallel_threads
 
