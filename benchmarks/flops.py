@@ -189,7 +189,9 @@ def profiled_flops(learner, inputs, targets) -> dict:
     """TensorFlow's profiler's float operations of one `learner.train_step` on a batch.
 
     Traces `train_step` on `(inputs, targets)` (one meta-batch) and counts its graph's
-    products with `graph_flops`.
+    products with `graph_flops`. Products whose shapes the trace leaves open (the support
+    set without its padded entries has a dynamic size) get the shapes of one run of the
+    step (which updates the learner's weights once).
 
     Returns:
         A dict of FLOPs by op type, and `"total"`.
@@ -197,11 +199,25 @@ def profiled_flops(learner, inputs, targets) -> dict:
     import tensorflow as tf
 
     learner.optimizer.build(learner.trainable_variables)
-    step = tf.function(lambda x, y: learner.train_step((x, y)))
-    return graph_flops(step.get_concrete_function(inputs, targets).graph)
+    open_shapes, roots = [], []
+
+    def step(x, y):
+        outputs = learner.train_step((x, y))
+        graph = tf.compat.v1.get_default_graph()
+        roots[:] = [t.op for t in tf.nest.flatten(outputs) if isinstance(t, tf.Tensor)]
+        open_shapes[:] = [t for op in graph.get_operations() if op.type in PROFILED_OP_TYPES
+                          for t in list(op.inputs) + list(op.outputs)
+                          if not t.shape.is_fully_defined()]
+        return [tf.shape(t) for t in open_shapes]
+
+    concrete = tf.function(step).get_concrete_function(inputs, targets)
+    if open_shapes:
+        for tensor, shape in zip(open_shapes, concrete(inputs, targets)):
+            tensor.set_shape(shape.numpy())
+    return graph_flops(concrete.graph, roots)
 
 
-def graph_flops(graph) -> dict:
+def graph_flops(graph, roots=None) -> dict:
     """The float operations TensorFlow's profiler registers for a graph's products.
 
     Sums the `flops` statistics of `tf.compat.v1.profiler` over the convolution and
@@ -210,6 +226,11 @@ def graph_flops(graph) -> dict:
     positions (divided by the strides): exact for "same" padding, as in conv4 and
     ResNet-12, more than the products for "valid". It registers no FLOPs for `Einsum` (ProtoNet's
     prototypes and distances): those are counted from the equation, 2 per multiply-add.
+
+    Args:
+        graph: a traced function's graph, its shapes fully defined.
+        roots: the ops whose results count (default: the graph's outputs); the graph's
+            stateful ops count too.
 
     Returns:
         A dict of FLOPs by op type, and `"total"`.
@@ -228,7 +249,8 @@ def graph_flops(graph) -> dict:
                          "whose FLOPs it cannot see; use a meta-batch small enough to be "
                          "unrolled")
     # What TensorFlow runs: the ops the outputs and the stateful ops depend on.
-    live, pending = set(), [t.op for t in graph.outputs]
+    live = set()
+    pending = list(roots) if roots is not None else [t.op for t in graph.outputs]
     pending += [op for op in operations if op._is_stateful] + list(graph.control_outputs)
     while pending:
         op = pending.pop()
