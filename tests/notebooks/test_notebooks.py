@@ -118,3 +118,13 @@ def test_few_shot_intent_detection(kernel_spec_manager, tmp_path, monkeypatch):
     difference = float(text.split("max |served - predict| =")[1].split()[0])
     assert difference < 1e-4
     assert text.count(" -> ") == 3
+
+
+def test_robot_arm_one_demonstration(kernel_spec_manager, tmp_path, monkeypatch):
+    monkeypatch.setenv("TFMETA_CACHE_DIR", str(tmp_path / "cache"))
+    notebook = run_notebook("robot_arm_one_demonstration.ipynb", kernel_spec_manager, tmp_path,
+                            monkeypatch)
+    text = outputs_text(notebook)
+    assert "largest goal slot the learner sees: 0.0" in text
+    assert text.count("(95% Wilson, 3 rollouts, 1-shot, reach-v3 ML1, own starts)") == 2
+    assert "rendered a 480x480 frame" in text or "No rendered frame" in text
