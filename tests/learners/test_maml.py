@@ -291,7 +291,7 @@ def test_conv4_batch_norm_classification_trains(jit_compile, first_order):
 @pytest.mark.parametrize("tasks", [6, 12])
 def test_chunked_task_map_gives_the_unrolled_meta_gradient(tasks):
     """Meta-batches above MAX_UNROLLED_TASKS run as a map over chunks: same gradients."""
-    from tfmeta.learners import gradient_learner
+    from tfmeta.learners import task_map
 
     assert tasks > 4
     model = tfmeta.backbones.conv4((16, 16, 1), filters=4, num_classes=3)
@@ -301,12 +301,12 @@ def test_chunked_task_map_gives_the_unrolled_meta_gradient(tasks):
         learner = tfmeta.MAML(model, inner_steps=2, inner_learning_rate=0.3, task_batching=mode)
         learner.compile(optimizer=keras.optimizers.SGD(1.0),
                         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        limit = gradient_learner.MAX_UNROLLED_TASKS
-        gradient_learner.MAX_UNROLLED_TASKS = 4
+        limit = task_map.MAX_UNROLLED_TASKS
+        task_map.MAX_UNROLLED_TASKS = 4
         try:
             gradients[mode] = meta_gradients(learner, inputs, query_y)
         finally:
-            gradient_learner.MAX_UNROLLED_TASKS = limit
+            task_map.MAX_UNROLLED_TASKS = limit
     assert gradients["auto"][0] == pytest.approx(gradients["unroll"][0], rel=1e-6)
     for chunked, unrolled in zip(gradients["auto"][1], gradients["unroll"][1]):
         np.testing.assert_allclose(chunked, unrolled, rtol=1e-5, atol=1e-6)

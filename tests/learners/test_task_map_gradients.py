@@ -15,8 +15,8 @@ from episode_fixtures import classification_episodes
 from keras.src.losses.losses import LossFunctionWrapper
 
 import tfmeta
-from tfmeta.learners import gradient_learner
-from tfmeta.learners.gradient_learner import loss_is_mean_over_tasks
+from tfmeta.learners import task_map
+from tfmeta.learners.task_map import loss_is_mean_over_tasks
 
 OPTIONS = {
     "second_order": {},
@@ -57,7 +57,7 @@ def step_results(learner, inputs, query_y, sample_weight):
 )
 def test_gradients_inside_the_task_map_equal_those_through_it(option, tasks, monkeypatch):
     # Meta-batches above 4 run as a map over chunks here (12 in production).
-    monkeypatch.setattr(gradient_learner, "MAX_UNROLLED_TASKS", 4)
+    monkeypatch.setattr(task_map, "MAX_UNROLLED_TASKS", 4)
     inputs, query_y = classification_episodes(tasks=tasks, shape=(16, 16, 1))
     sample_weight = np.random.default_rng(1).uniform(size=query_y.shape).astype("float32")
     inside = compiled_maml(keras.losses.SparseCategoricalCrossentropy(from_logits=True),

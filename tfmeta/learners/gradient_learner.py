@@ -1,31 +1,28 @@
-"""The inner loop shared by MAML and Reptile: SGD on fast weights, no variable assigned."""
+"""The base of MAML and Reptile: a Keras model that adapts by the inner loop on each task."""
 
-import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import keras
 import tensorflow as tf
-from keras.src.losses.loss import unscale_loss_for_distribution
 
 from tfmeta.data.arguments import check_bool, check_float, is_integer
 from tfmeta.distribute.replicas import replica_mean
 from tfmeta.learners.carried_inner_state import CarriedInnerState
 from tfmeta.learners.episode import unpack_episode
+from tfmeta.learners.inner_loop import InnerLoop
 from tfmeta.learners.inner_optimizers import inner_optimizer_from
+from tfmeta.learners.learned_inner_rates import LEARNED_RATE_MODES, make_inner_rates
 from tfmeta.learners.meta_learner import MetaLearner
 from tfmeta.learners.padding import (
     QUERY_MASK,
     call_on_real,
     has_labels,
-    loss_arguments,
     mask_absent_classes,
-    mixes_examples,
     real_mask,
 )
 from tfmeta.learners.per_step_batch_norm import PerStepBatchNorm
-
-LEARNED_RATE_MODES = (None, "per_parameter", "per_step")
+from tfmeta.learners.task_map import TASK_BATCHING, map_tasks
 
 
 def _check_positive_int(value: Any, argument: str, allow_none: bool = False) -> None:
@@ -39,116 +36,6 @@ def _check_positive_int(value: Any, argument: str, allow_none: bool = False) -> 
         )
 
 
-TASK_BATCHING = ("auto", "vectorize", "unroll")
-# Under "auto", meta-batches of up to MAX_UNROLLED_TASKS tasks that cannot be vectorized are
-# unrolled; larger ones run as a parallel tf.map_fn over chunks of TASKS_PER_CHUNK unrolled
-# tasks, so that tracing time does not grow with the meta-batch. Chunks of 2 measured best for
-# conv4 MAML at meta-batch 32 (benchmarks/RESULTS.md): first step 11-14 s against 21 s for 4 and
-# 29 s for 8, at the same CPU time per task (first-order: 0.096 s against 0.106 for 4).
-MAX_UNROLLED_TASKS = 8
-TASKS_PER_CHUNK = 2
-
-
-def map_tasks(
-    task_fn: Callable, tensors: Sequence[tf.Tensor], output_signature: Any, mode: str = "auto"
-) -> Any:
-    """Applies `task_fn` to each task of a meta-batch and stacks the results.
-
-    `"vectorize"` runs all tasks at once with `tf.vectorized_map` (per-task
-    fast weights become batched weights): measured 2x faster than unrolling
-    for the sinusoid MLP (110 against 56 steps/s). It needs every op to have a
-    batched form, which per-task convolution filters do not. `"unroll"` puts
-    one copy of the task per meta-batch entry in the graph (static meta-batch)
-    so TensorFlow runs them concurrently; for second-order MAML on conv4 that
-    measured 15.5 tasks/s against 13.4 for `tf.map_fn` and 10.8 for
-    `tf.vectorized_map` with its while-loop fallback. With a dynamic meta-batch
-    size, unrolling becomes `tf.map_fn`. `"auto"` tries to vectorize; when an op
-    cannot be vectorized it unrolls meta-batches of up to `MAX_UNROLLED_TASKS`
-    tasks, and runs larger ones as a parallel `tf.map_fn` over chunks of
-    `TASKS_PER_CHUNK` unrolled tasks (the traced graph, and so the time to the
-    first step, stays that of one chunk); `"unroll"` unrolls every task.
-    """
-    tensors = tuple(tensors)
-    if mode in ("auto", "vectorize"):
-        # pfor logs every op it cannot convert as an error; under "auto" that is
-        # the expected way to find out, so its logger is quiet while it tries.
-        logger = tf.get_logger()
-        level = logger.level
-        if mode == "auto":
-            logger.setLevel(logging.CRITICAL)
-        try:
-            return tf.vectorized_map(
-                lambda args: task_fn(*args), tensors, fallback_to_while_loop=False
-            )
-        except (ValueError, NotImplementedError) as error:
-            if mode == "vectorize":
-                raise ValueError(
-                    "Invalid value for argument `task_batching`: the model cannot be vectorized "
-                    "over tasks (tf.vectorized_map failed: "
-                    f"{str(error).splitlines()[0]}). Use task_batching='unroll' or 'auto'. "
-                    "Received: task_batching='vectorize'"
-                ) from error
-        finally:
-            logger.setLevel(level)
-    tasks = tensors[0].shape[0]
-    if tasks is not None and (mode == "unroll" or tasks <= MAX_UNROLLED_TASKS):
-        return _unrolled(task_fn, tensors, tasks)
-    if tasks is not None:
-        return _chunked(task_fn, tensors, output_signature, tasks)
-    return tf.map_fn(lambda args: task_fn(*args), tensors, fn_output_signature=output_signature)
-
-
-def _unrolled(task_fn: Callable, tensors: tuple, tasks: int) -> Any:
-    results = [task_fn(*(t[index] for t in tensors)) for index in range(tasks)]
-    return tf.nest.map_structure(lambda *parts: tf.stack(parts), *results)
-
-
-def _chunked(task_fn: Callable, tensors: tuple, output_signature: Any, tasks: int) -> Any:
-    """`tf.map_fn` over chunks of up to `TASKS_PER_CHUNK` unrolled tasks, run in parallel.
-
-    The traced graph holds one chunk whatever the meta-batch, so the first step of a
-    meta-batch of 32 comes about as fast as one of 8 (unrolled) instead of several times
-    slower.
-    """
-    chunk = max(size for size in range(1, TASKS_PER_CHUNK + 1) if tasks % size == 0)
-    grouped = tuple(tf.reshape(t, [tasks // chunk, chunk, *t.shape[1:]]) for t in tensors)
-    signature = tf.nest.map_structure(lambda dtype: tf.TensorSpec(None, dtype), output_signature)
-    outputs = tf.map_fn(lambda args: _unrolled(task_fn, args, chunk), grouped,
-                        fn_output_signature=signature, parallel_iterations=tasks // chunk)
-    return tf.nest.map_structure(
-        lambda x: tf.reshape(x, tf.concat([[tasks], tf.shape(x)[2:]], axis=0)), outputs)
-
-
-_MEAN_REDUCTIONS = ("sum_over_batch_size", "mean")
-
-
-def loss_is_mean_over_tasks(compile_loss: Any) -> bool:
-    """Whether Keras' compiled loss of a meta-batch is the mean of its tasks' losses.
-
-    True when every loss given to `compile` is one of Keras' own (a name, function or
-    `keras.losses.Loss`) reduced by the mean over examples (`"sum_over_batch_size"`, the
-    default). A user's loss function or class might mix examples (or tasks) in ways the
-    mean does not undo: False.
-    """
-    if compile_loss is None or compile_loss.reduction not in _MEAN_REDUCTIONS:
-        return False
-    for loss in tf.nest.flatten(compile_loss._user_loss):
-        if loss is None or isinstance(loss, str):
-            continue  # Names resolve to Keras' functions, wrapped with the mean.
-        if isinstance(loss, keras.losses.Loss):
-            function = getattr(loss, "fn", None)  # LossFunctionWrapper's.
-            if (loss.reduction not in _MEAN_REDUCTIONS or not _from_keras(type(loss))
-                    or (function is not None and not _from_keras(function))):
-                return False
-        elif not _from_keras(loss):
-            return False
-    return True
-
-
-def _from_keras(value: Any) -> bool:
-    return getattr(value, "__module__", "").startswith("keras.")
-
-
 def _read(variable: keras.Variable) -> Any:
     """The variable's value for the inner loop.
 
@@ -160,7 +47,7 @@ def _read(variable: keras.Variable) -> Any:
     return variable.value
 
 
-class GradientLearner(MetaLearner):
+class GradientLearner(InnerLoop, MetaLearner):
     """Base of learners that adapt a model by SGD on the support set (MAML, Reptile).
 
     Fast weights are tensors passed to `model.stateless_call` inside nested
@@ -348,74 +235,11 @@ class GradientLearner(MetaLearner):
 
     def _make_inner_rates(self) -> list | None:
         """Learnable inner learning rates: Meta-SGD (per parameter) or MAML++ LSLR (per step)."""
-        if self.learn_inner_learning_rate is None:
-            return None
-        rates = []
-        for index in self._adapted_indices:
-            variable = self.model.trainable_variables[index]
-            if self.learn_inner_learning_rate == "per_parameter":
-                shape = variable.shape
-            else:
-                shape = (self.inner_steps,)
-            name = variable.path.replace("/", "_") + "_inner_learning_rate"
-            rates.append(
-                self.add_weight(
-                    shape=shape,
-                    initializer=keras.initializers.Constant(self.inner_learning_rate),
-                    name=name,
-                )
-            )
-        return rates
+        variables = [self.model.trainable_variables[i] for i in self._adapted_indices]
+        return make_inner_rates(self, variables, self.learn_inner_learning_rate,
+                                self.inner_steps, self.inner_learning_rate)
 
-    def _learning_rate(self, position: int, step: int) -> Any:
-        if self._inner_rates is None:
-            return self.inner_learning_rate
-        rate = self._inner_rates[position]
-        if self.learn_inner_learning_rate == "per_parameter":
-            return rate
-        return rate[min(step, self.inner_steps - 1)]
-
-    # === The inner loop ===
-
-    def inner_loss(self, weights, non_trainable, x, y, training, return_updates=False):
-        """The compiled loss (plus the model's own losses) of `weights` on `(x, y)`.
-
-        With `return_updates`, also the model's updated non-trainable weights. Padded
-        support examples (label -1, variable episodes) are left out: the loss is the mean
-        over the real ones (see `tfmeta.learners.padding`).
-        """
-        sample_weight, labels = None, y
-        if has_labels(y):
-            if self._calls_on_real(training):
-                x, y = tf.boolean_mask(x, real_mask(y)), tf.boolean_mask(y, real_mask(y))
-            else:
-                y, sample_weight = loss_arguments(y)
-        outputs, updates, losses = self.model.stateless_call(
-            weights, non_trainable, x, training=training, return_losses=True
-        )
-        if has_labels(labels):
-            outputs = mask_absent_classes(outputs, labels)
-        if getattr(self, "_compile_loss", None) is None:
-            raise ValueError(
-                f"{type(self).__name__} adapts with the compiled loss, but the learner is not "
-                "compiled with a loss. Call `compile(optimizer, loss=...)` before `fit`, "
-                "`evaluate`, `predict` or `export`."
-            )
-        loss = self._compile_loss(y, outputs, sample_weight)
-        # The compiled loss is divided by the replica count under tf.distribute;
-        # the inner loop must see the task's own loss.
-        loss = unscale_loss_for_distribution(loss)
-        if losses:
-            loss = loss + tf.add_n([tf.cast(value, loss.dtype) for value in losses])
-        return (loss, updates) if return_updates else loss
-
-    def _calls_on_real(self, training) -> bool:
-        """Whether padded examples must be cut out before a model call (not just weighted).
-
-        So where the model mixes the examples of a batch (batch statistics in training);
-        XLA, which needs static shapes, keeps them (batch statistics then see padding).
-        """
-        return bool(training) and self.jit_compile is not True and mixes_examples(self.model)
+    # === Adaptation of a meta-batch ===
 
     def _query_predictions(self, weights, query_x, support_y, query_real, training):
         """`(predictions, updated)` of one task's query pass; padding is kept out of it."""
@@ -430,205 +254,6 @@ class GradientLearner(MetaLearner):
             prediction = mask_absent_classes(prediction, support_y)
         return prediction, updated
 
-    def adapt(self, weights, non_trainable, support_x, support_y, steps, first_order, training):
-        """Returns the fast weights after `steps` SGD steps on the support loss of one task.
-
-        Args:
-            weights: the model's trainable weights as tensors (meta-parameters).
-            non_trainable: the model's non-trainable weights as tensors.
-            support_x: the task's support examples `[S, ...]`.
-            support_y: the task's support targets `[S, ...]`.
-            steps: number of SGD steps.
-            first_order: treat inner gradients as constants.
-            training: the `training` flag of the model calls.
-
-        Returns:
-            A list of tensors, one per trainable weight of the model.
-
-        """
-        every_step = self.adapt_steps(weights, non_trainable, support_x, support_y, steps,
-                                      first_order, training)
-        return every_step[-1] if every_step else list(weights)
-
-    def adapt_steps(self, weights, non_trainable, support_x, support_y, steps, first_order,
-                    training, statistics=None, carried=None, final_state=None):
-        """Like `adapt`, but returns the fast weights after every step (a list of `steps`).
-
-        `first_order` is a Python bool, or a scalar boolean tensor that decides at run
-        time (MAML's derivative-order annealing): the values are the same either way, and
-        a `True` tensor makes the meta-gradient exactly the first-order one. With
-        per-step batch norm, each step's support-pass statistics are appended to the list
-        `statistics` when one is given. `carried` is `(state, steps)` of a carried inner
-        optimizer state to start from instead of fresh state; the inner optimizer's
-        final state (per adapted weight) is appended to the list `final_state` when one
-        is given.
-        """
-        fast = list(weights)
-        if self.recompute_inner_steps and not tf.is_tensor(first_order) and not first_order:
-            return self._recomputed_adapt(fast, non_trainable, support_x, support_y, steps,
-                                          training)
-        state, steps_before = None, 0
-        if carried is not None:
-            state, steps_before = list(carried[0]), carried[1]
-        elif not self._plain_sgd:
-            state = [self._inner_rule.initial_state(fast[i]) for i in self._adapted_indices]
-        every_step = []
-        for step in range(steps):
-            fast, state, step_statistics = self._inner_step(
-                fast, non_trainable, support_x, support_y, step, first_order, training,
-                state=state, state_step=steps_before + step)
-            every_step.append(fast)
-            if statistics is not None:
-                statistics.append(step_statistics)
-        if final_state is not None and state is not None:
-            final_state.extend(state)
-        return every_step
-
-    def _step_weights(self, fast, non_trainable, step):
-        """The weights a model call at inner step `step` uses (per-step batch norm's copies)."""
-        if self._per_step_batch_norm is None:
-            return fast, non_trainable
-        return self._per_step_batch_norm.at_step(fast, non_trainable, step)
-
-    def _recomputed_adapt(self, fast, non_trainable, support_x, support_y, steps, training):
-        """`adapt` (second order) keeping only each step's input weights for the backward pass.
-
-        Every inner step is a call of one graph function (see
-        `_recomputed_inner_step`), so the traced graph, too, stays about the
-        same size whatever `steps` is; unrolled, it grew by about as much
-        memory as the recomputation saved.
-        """
-        forward, backward = self._recompute_functions(non_trainable, support_x, support_y,
-                                                      training)
-        every_step = []
-        for step in range(steps):
-            fast = self._recomputed_inner_step(fast, step, forward, backward)
-            every_step.append(fast)
-        return every_step
-
-    def _inner_step(self, fast, non_trainable, support_x, support_y, step, first_order,
-                    training, rates=None, state=None, state_step=None):
-        """One optimizer step on the support loss: `(fast weights, state, statistics)`.
-
-        `rates` (one per adapted weight) default to `_learning_rate(position, step)`;
-        `state` (one per adapted weight) is the inner optimizer's, `None` for plain SGD,
-        and `state_step` the steps that state has seen (default: `step`).
-        `statistics` are the batch-norm statistics of the step's support pass with
-        per-step batch norm, else `None`.
-        """
-        fast = list(fast)
-        support_x, support_y = self._support_batch(support_x, support_y, step)
-        with tf.GradientTape(watch_accessed_variables=False) as tape:
-            adapted = [fast[i] for i in self._adapted_indices]
-            tape.watch(adapted)
-            weights, statistics = self._step_weights(fast, non_trainable, step)
-            loss, updates = self.inner_loss(weights, statistics, support_x, support_y, training,
-                                            return_updates=True)
-        gradients = tape.gradient(loss, adapted, unconnected_gradients="zero")
-        statistics = None
-        if self._per_step_batch_norm is not None:
-            statistics = self._per_step_batch_norm.statistics_of(updates)
-        new_state = []
-        for position, (index, gradient) in enumerate(zip(self._adapted_indices, gradients)):
-            gradient = _order(gradient, first_order)
-            rate = self._learning_rate(position, step) if rates is None else rates[position]
-            if state is None:
-                fast[index] = fast[index] - rate * gradient
-            else:
-                fast[index], weight_state = self._inner_rule.update(
-                    fast[index], gradient, state[position],
-                    step if state_step is None else state_step, rate)
-                new_state.append(weight_state)
-        return fast, (new_state if state is not None else None), statistics
-
-    def _support_batch(self, support_x, support_y, step):
-        """The support examples inner step `step` uses (all, or its cyclic mini-batch)."""
-        if self.inner_batch_size is None or step is None:
-            return support_x, support_y
-        positions = step * self.inner_batch_size + tf.range(self.inner_batch_size)
-        if not has_labels(support_y):
-            rows = positions % tf.shape(support_y)[0]
-        else:
-            # Cycle through the real examples only (padding, label -1, is skipped): row of
-            # the k-th real example, by a one-hot match that vectorizes over tasks.
-            real = real_mask(support_y)
-            rank = tf.cumsum(tf.cast(real, tf.int32)) - 1
-            wanted = positions % tf.maximum(tf.reduce_sum(tf.cast(real, tf.int32)), 1)
-            match = tf.logical_and(rank[tf.newaxis] == wanted[:, tf.newaxis], real[tf.newaxis])
-            rows = tf.argmax(tf.cast(match, tf.int32), axis=1, output_type=tf.int32)
-        return tf.gather(support_x, rows), tf.gather(support_y, rows)
-
-    def _recompute_functions(self, non_trainable, support_x, support_y, training):
-        """The graph functions of one task's recomputed inner step and of its gradient.
-
-        Both are `tf.function`s that TensorFlow does not inline: a call runs
-        only once all its inputs exist, so the backward call (which takes the
-        incoming gradient) recomputes the step when the meta-gradient reaches
-        it, not during the forward pass, and no graph optimization merges the
-        recomputation with the forward step. One trace serves every step.
-        """
-        count = len(self._inner_rates or [])
-
-        def run_step(weights, rates):
-            outputs, _, _ = self._inner_step(weights, non_trainable, support_x, support_y,
-                                             None, False, training, rates=rates)
-            return [outputs[i] for i in self._adapted_indices]
-
-        def split(inputs, constant_rates):
-            weights, rates = list(inputs[: len(inputs) - count]), list(inputs[len(inputs) - count:])
-            return weights, (rates if count else constant_rates)
-
-        options = {"autograph": False, "experimental_attributes": {"_noinline": True}}
-
-        @tf.function(**options)
-        def forward(inputs, constant_rates):
-            return run_step(*split(inputs, constant_rates))
-
-        @tf.function(**options)
-        def backward(inputs, upstream, variables, constant_rates):
-            with tf.GradientTape(watch_accessed_variables=False) as tape:
-                tape.watch(inputs)
-                tape.watch(variables)
-                outputs = run_step(*split(inputs, constant_rates))
-            return tape.gradient(outputs, list(inputs) + list(variables),
-                                 output_gradients=list(upstream), unconnected_gradients="zero")
-
-        return forward, backward
-
-    def _recomputed_inner_step(self, fast, step, forward, backward):
-        """`_inner_step` (second order) whose intermediates are recomputed in the backward pass.
-
-        The outer gradient of the step keeps only the step's inputs (weights
-        and learned inner rates); the support forward pass and the inner
-        gradient run again, in `backward`, when the meta-gradient reaches
-        this step. (`tf.recompute_grad` cannot be used here: it stops the
-        tapes that the inner gradient needs.)
-        """
-        rates = [self._learning_rate(position, step)
-                 for position in range(len(self._adapted_indices))]
-        # Learned rates are read here and enter as inputs, so that their
-        # gradients flow like the weights'.
-        rate_inputs = [] if self._inner_rates is None else [tf.convert_to_tensor(r) for r in rates]
-        constant_rates = None if rate_inputs else rates
-
-        @tf.custom_gradient
-        def step_function(*inputs):
-            def gradient(*upstream, variables=None):
-                gradients = backward(list(inputs), list(upstream), list(variables or []),
-                                     constant_rates)
-                if variables is None:
-                    return gradients
-                return gradients[: len(inputs)], gradients[len(inputs):]
-
-            return forward(list(inputs), constant_rates), gradient
-
-        # Identities make weights captured from outside a graph (e.g. eager tensors
-        # under vectorized_map) graph tensors, as tf.custom_gradient needs there.
-        inputs = [tf.identity(x) for x in list(fast) + rate_inputs]
-        new = list(fast)
-        for index, value in zip(self._adapted_indices, step_function(*inputs)):
-            new[index] = value
-        return new
 
     def adapt_and_predict(self, inputs, steps, first_order, training, every_step=False,
                           return_inner_state=False):
@@ -723,13 +348,7 @@ class GradientLearner(MetaLearner):
         `return_inner_state` and the learner carries it; `signature` is its output's
         dtypes.
         """
-        weights = [_read(v) for v in self.model.trainable_variables]
-        non_trainable = [_read(v) for v in self.model.non_trainable_variables]
-        carried = None
-        if self.carried_inner_state is not None:
-            carried = ([tuple(_read(part) for part in parts)
-                        for parts in self.carried_inner_state.variables],
-                       _read(self.carried_inner_state.steps))
+        weights, non_trainable, carried = self._read_weights()
         return_inner_state = return_inner_state and carried is not None
 
         def task(weights, support_x, support_y, query_x, query_real=None):
@@ -765,6 +384,20 @@ class GradientLearner(MetaLearner):
         if return_inner_state:
             signature += (self.carried_inner_state.flat_dtypes(),)
         return weights, task, signature
+
+    def _read_weights(self):
+        """`(weights, non_trainable, carried)`: the model's weights as tensors for a step.
+
+        `carried` is `(state, steps)` of the carried inner optimizer state, or None.
+        """
+        weights = [_read(v) for v in self.model.trainable_variables]
+        non_trainable = [_read(v) for v in self.model.non_trainable_variables]
+        carried = None
+        if self.carried_inner_state is not None:
+            carried = ([tuple(_read(part) for part in parts)
+                        for parts in self.carried_inner_state.variables],
+                       _read(self.carried_inner_state.steps))
+        return weights, non_trainable, carried
 
     def call(self, inputs, training=False):
         steps = self.inner_steps
@@ -838,16 +471,3 @@ class GradientLearner(MetaLearner):
 
 def _serialize_inner_optimizer(optimizer: Any) -> Any:
     return optimizer if isinstance(optimizer, str) else keras.optimizers.serialize(optimizer)
-
-
-def _order(gradient: tf.Tensor, first_order: Any) -> tf.Tensor:
-    """The inner gradient, constant for the meta-gradient when `first_order` holds.
-
-    With a boolean tensor the value is the same either way; only the meta-gradient
-    through it is switched off (exactly: the second-order part is multiplied by zero).
-    """
-    if not tf.is_tensor(first_order):
-        return tf.stop_gradient(gradient) if first_order else gradient
-    constant = tf.stop_gradient(gradient)
-    second_order = tf.cast(tf.logical_not(first_order), gradient.dtype)
-    return constant + second_order * (gradient - constant)

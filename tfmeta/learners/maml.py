@@ -7,9 +7,10 @@ import numpy as np
 import tensorflow as tf
 
 from tfmeta.data.arguments import check_bool
-from tfmeta.learners.gradient_learner import GradientLearner, loss_is_mean_over_tasks
+from tfmeta.learners.gradient_learner import GradientLearner
 from tfmeta.learners.meta_learner import MetaLearner
 from tfmeta.learners.padding import episode_inputs
+from tfmeta.learners.task_map import loss_is_mean_over_tasks
 
 
 @keras.saving.register_keras_serializable(package="tfmeta")
