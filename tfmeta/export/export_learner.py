@@ -11,17 +11,16 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from tfmeta.export.serving_checks import check_served_episode
-from tfmeta.learners.episode import model_input_dtype
+from tfmeta.export.serving_checks import (
+    check_served_episode,
+    check_served_queries,
+    check_served_support,
+)
 from tfmeta.learners.finite import non_finite_weights
-from tfmeta.learners.gradient_learner import GradientLearner
-from tfmeta.learners.labels import is_classifier, is_regression
-from tfmeta.learners.meta_learner import MetaLearner
-from tfmeta.learners.protonet import ProtoNet
 
 
 def export_learner(
-    learner: MetaLearner,
+    learner: Any,
     filepath: str | os.PathLike,
     *,
     overwrite: bool = False,
@@ -56,7 +55,16 @@ def export_learner(
     time with an `InvalidArgumentError` whose message starts with
     `Invalid episode:`.
 
-    ProtoNet exports also get an `embed` signature: `examples [E, ...]` ->
+    Adapt once, predict many: the `adapt` signature takes `support_x` and
+    `support_y` and returns `{"task_state": [P]}` float32 (the adapted weights,
+    or ProtoNet's prototypes, flattened), and `predict_adapted` takes
+    `task_state` and `query_x` and returns the output of `serving_default`:
+    `predict_adapted(adapt(s), q) == serving_default(s, q)`. They are the
+    learner's `adapt_step` and `predict_adapted_step` on a meta-batch of one.
+
+    The learner describes the rest (`learner.serving_spec()`: the input specs,
+    the output key, extra endpoints); export knows no learner type. ProtoNet
+    exports also get an `embed` signature: `examples [E, ...]` ->
     `{"embeddings": [E, D]}`.
 
     Classification or regression: MAML and Reptile whose compiled loss is a
@@ -66,8 +74,8 @@ def export_learner(
     int32 labels. `support_y_spec` overrides this.
 
     Args:
-        learner: a MAML, Reptile or ProtoNet learner (trained or not). MAML
-            and Reptile must be compiled: they adapt with the compiled loss.
+        learner: a tfmeta learner (trained or not). MAML and Reptile must be
+            compiled: they adapt with the compiled loss.
         filepath: the SavedModel folder. It must not exist or be empty, or,
             with `overwrite=True`, hold a SavedModel (which is replaced). The
             SavedModel is written beside it and renamed into place, so a
@@ -101,48 +109,44 @@ def export_learner(
     _check_learner(learner)
     filepath = os.fspath(filepath)
     _check_filepath(filepath, overwrite)
-    model = _wrapped_model(learner)
-    example_shape = _example_shape(model, example_shape)
-    classification, support_y_spec = _support_y_spec(learner, model, support_y_spec)
-    output_key = "logits" if classification else "predictions"
-    ways = _known_ways(learner, model) if classification else None
-    every_class = isinstance(learner, ProtoNet)
-
-    examples_spec = [None, *example_shape]
-    examples_dtype = _example_dtype(model)
-    serve_signature = [
-        tf.TensorSpec(examples_spec, examples_dtype, name="support_x"),
-        support_y_spec,
-        tf.TensorSpec(examples_spec, examples_dtype, name="query_x"),
-    ]
+    spec = learner.serving_spec(example_shape=example_shape, support_y_spec=support_y_spec)
+    support_checks = {"classification": spec.classification, "ways": spec.ways,
+                      "every_class": spec.every_class}
+    support_x_spec = tf.TensorSpec(spec.examples.shape, spec.examples.dtype, name="support_x")
+    query_x_spec = tf.TensorSpec(spec.examples.shape, spec.examples.dtype, name="query_x")
 
     def serve(support_x, support_y, query_x):
         support_x, support_y, query_x = check_served_episode(
-            support_x, support_y, query_x, classification, ways=ways, every_class=every_class
-        )
+            support_x, support_y, query_x, **support_checks)
         # A meta-batch of one episode: the static task dimension lets MAML and
         # Reptile unroll their task loop while S and Q stay dynamic.
         episode = {"support_x": support_x[None], "support_y": support_y[None],
                    "query_x": query_x[None]}
         outputs = learner(episode, training=False)[0]
-        return {output_key: tf.cast(outputs, tf.float32)}
+        return {spec.output_key: tf.cast(outputs, tf.float32)}
+
+    def adapt(support_x, support_y):
+        support_x, support_y = check_served_support(support_x, support_y, **support_checks)
+        return {"task_state": learner.adapt_step(support_x[None], support_y[None])[0]}
+
+    def predict_adapted(task_state, query_x):
+        query_x = check_served_queries(query_x)
+        outputs = learner.predict_adapted_step(task_state[None], query_x[None])[0]
+        return {spec.output_key: tf.cast(outputs, tf.float32)}
 
     archive = keras.export.ExportArchive()
-    serve_function = archive.add_endpoint("serve", serve, input_signature=serve_signature)
-    if isinstance(learner, ProtoNet):
-
-        def embed(examples):
-            embeddings = learner.embed(examples, training=False, example_rank=len(example_shape))
-            return {"embeddings": tf.cast(embeddings, tf.float32)}
-
-        archive.add_endpoint(
-            "embed", embed, input_signature=[tf.TensorSpec(examples_spec, examples_dtype,
-                                                           name="examples")]
-        )
+    serve_function = archive.add_endpoint(
+        "serve", serve, input_signature=[support_x_spec, spec.support_y, query_x_spec])
+    archive.add_endpoint("adapt", adapt, input_signature=[support_x_spec, spec.support_y])
+    archive.add_endpoint(
+        "predict_adapted", predict_adapted,
+        input_signature=[tf.TensorSpec([None], tf.float32, name="task_state"), query_x_spec])
+    for name, (function, input_signature) in spec.endpoints.items():
+        archive.add_endpoint(name, function, input_signature=input_signature)
     # Tracing builds a learner that was never called; then its variables can be
     # tracked, so the reloaded object exposes `variables` and `trainable_variables`.
     serve_function.get_concrete_function()
-    archive.track(learner if learner.built else model)
+    archive.track(learner)
     _write_atomically(archive, filepath, verbose)
 
 
@@ -150,17 +154,12 @@ def export_learner(
 
 
 def _check_learner(learner: Any) -> None:
-    if not isinstance(learner, MetaLearner):
+    # Any object with the learner interface (`tfmeta.learners.MetaLearner`'s) is exported.
+    interface = ("serving_spec", "adapt_step", "predict_adapted_step", "weights")
+    if not all(hasattr(learner, name) for name in interface):
         raise ValueError(
-            "Invalid value for argument `learner`: expected a tfmeta learner (MAML, Reptile or "
-            f"ProtoNet). Received: learner={learner!r}"
-        )
-    if isinstance(learner, GradientLearner) and not learner.compiled:
-        raise ValueError(
-            f"Invalid value for argument `learner`: {type(learner).__name__} adapts with its "
-            "compiled loss inside the serving graph, so it must be compiled before export "
-            "(`learner.compile(optimizer, loss=...)`). Received: an uncompiled "
-            f"{type(learner).__name__}"
+            "Invalid value for argument `learner`: expected a tfmeta learner (MAML, Reptile, "
+            f"ProtoNet, Baseline, ...). Received: learner={learner!r}"
         )
     bad = non_finite_weights(learner)
     if bad:
@@ -213,83 +212,3 @@ def _check_filepath(filepath: str, overwrite: bool) -> None:
             "folder (with a saved_model.pb), and this folder holds other files. Received: "
             f"filepath={filepath!r}"
         )
-
-
-# === What the learner tells about its episodes ===
-
-
-def _wrapped_model(learner: MetaLearner) -> keras.Model:
-    """The learner's model (MAML, Reptile) or encoder (ProtoNet)."""
-    model = getattr(learner, "model", None)
-    if model is None:
-        model = getattr(learner, "encoder", None)
-    if not isinstance(model, keras.Model):
-        raise ValueError(
-            "Invalid value for argument `learner`: expected a learner wrapping a Keras model in "
-            f"`.model` or `.encoder`. Received: learner={learner!r}"
-        )
-    return model
-
-
-def _model_inputs(model: keras.Model) -> list | None:
-    try:
-        return list(model.inputs)
-    except (AttributeError, TypeError, ValueError):
-        return None
-
-
-def _example_shape(model: keras.Model, example_shape) -> list[int | None]:
-    if example_shape is not None:
-        shape = list(example_shape)
-        if not shape or any(d is not None and (not isinstance(d, int) or d < 1) for d in shape):
-            raise ValueError(
-                "Invalid value for argument `example_shape`: expected the shape of one example, "
-                f"a non-empty sequence of positive integers. Received: example_shape={shape}"
-            )
-        return shape
-    inputs = _model_inputs(model)
-    if not inputs:
-        raise ValueError(
-            f"Cannot export: the learner's model {model.name!r} has no known input shape (it "
-            "is not a functional or Sequential model with an `Input`), so the example shape "
-            "of the serving signature is unknown. Build the model with `keras.Input(shape)` "
-            "or pass `example_shape=` to `export`. Received: example_shape=None"
-        )
-    if len(inputs) != 1:
-        raise ValueError(
-            f"Cannot export: the learner's model {model.name!r} has {len(inputs)} inputs; "
-            "episodes have a single example tensor. Received: a model with inputs "
-            f"{[tuple(i.shape) for i in inputs]}"
-        )
-    return list(inputs[0].shape[1:])
-
-
-def _example_dtype(model: keras.Model) -> tf.DType:
-    """The serving dtype of examples: the model's input dtype (strings stay strings)."""
-    dtype = model_input_dtype(model)
-    return tf.string if dtype == tf.string else tf.float32
-
-
-def _support_y_spec(learner, model, spec) -> tuple[bool, tf.TensorSpec]:
-    """`(classification, spec)` of `support_y` for one episode."""
-    if spec is not None:
-        if not isinstance(spec, tf.TensorSpec) or spec.shape.rank is None or (
-            spec.shape.rank < 1 or spec.shape[0] is not None
-        ):
-            raise ValueError(
-                "Invalid value for argument `support_y_spec`: expected a `tf.TensorSpec` of "
-                "shape [None, ...] (S is dynamic). Received: "
-                f"support_y_spec={spec!r}"
-            )
-        classification = spec.dtype.is_integer or is_classifier(learner)
-        return classification, tf.TensorSpec(spec.shape, spec.dtype, name="support_y")
-    if is_regression(learner):
-        target_shape = list(model.outputs[0].shape[1:]) if _model_inputs(model) else [None]
-        return False, tf.TensorSpec([None, *target_shape], tf.float32, name="support_y")
-    return True, tf.TensorSpec([None], tf.int32, name="support_y")
-
-
-def _known_ways(learner: MetaLearner, model: keras.Model) -> int | None:
-    """N when the learner fixes it: `learner.fixed_ways()`."""
-    del model  # The learner knows (`MetaLearner.fixed_ways`).
-    return learner.fixed_ways()

@@ -47,6 +47,48 @@ def check_served_episode(
     [0, 1]
 
     """
+    checks = support_checks(support_x, support_y, classification, ways, every_class)
+    checks += size_checks(support_x[None], query_x[None])
+    with tf.control_dependencies(checks):
+        return tf.identity(support_x), tf.identity(support_y), tf.identity(query_x)
+
+
+def check_served_support(
+    support_x: tf.Tensor,
+    support_y: tf.Tensor,
+    classification: bool,
+    ways: int | None = None,
+    every_class: bool = False,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """`check_served_episode` for the support set alone (the `adapt` signature).
+
+    Example:
+    >>> import tensorflow as tf
+    >>> x, y = check_served_support(tf.zeros([2, 1]), tf.constant([0, 1]), True, ways=2)
+    >>> y.numpy().tolist()
+    [0, 1]
+    """
+    checks = support_checks(support_x, support_y, classification, ways, every_class)
+    with tf.control_dependencies(checks):
+        return tf.identity(support_x), tf.identity(support_y)
+
+
+def check_served_queries(query_x: tf.Tensor) -> tf.Tensor:
+    """`query_x` `[Q, ...]`, gated on an assertion that it is not empty.
+
+    Example:
+    >>> import tensorflow as tf
+    >>> check_served_queries(tf.zeros([3, 1])).shape
+    TensorShape([3, 1])
+    """
+    checks = size_checks(query_x[None], query_x[None])[1:]
+    with tf.control_dependencies(checks):
+        return tf.identity(query_x)
+
+
+def support_checks(support_x: tf.Tensor, support_y: tf.Tensor, classification: bool,
+                   ways: int | None, every_class: bool) -> list:
+    """The assertions on one served support set (see `check_served_episode`)."""
     support_size = tf.shape(support_x)[0]
     checks = [
         tf.debugging.assert_positive(
@@ -61,7 +103,6 @@ def check_served_episode(
             ),
         ),
     ]
-    checks += size_checks(support_x[None], query_x[None])
     if classification:
         # The same label checks as the learners' fit, evaluate and predict.
         checks += label_checks(support_y, ways, "support_y")
@@ -80,5 +121,4 @@ def check_served_episode(
                         "examples per class are",
                     )
                 )
-    with tf.control_dependencies(checks):
-        return tf.identity(support_x), tf.identity(support_y), tf.identity(query_x)
+    return checks

@@ -95,6 +95,15 @@ class PrototypeLogits(keras.layers.Layer):
             support_embeddings = support_embeddings[None]
             support_labels = support_labels[None]
             query_embeddings = query_embeddings[None]
+        prototypes = self.prototypes(support_embeddings, support_labels)
+        logits = self.logits(prototypes, query_embeddings)
+        return logits[0] if single_episode else logits
+
+    def prototypes(self, support_embeddings, support_labels):
+        """Class prototypes `[B, N, D]`: the mean support embedding `[B, S, D]` of each class.
+
+        Labels `[B, S]` are checked as in `call`.
+        """
         support_labels = tf.cast(support_labels, tf.int32)
         ways = self.ways
         if ways is None:
@@ -107,19 +116,20 @@ class PrototypeLogits(keras.layers.Layer):
         if not tf.executing_eagerly():
             counts = self._assert_valid_labels(support_labels, ways, counts)
         prototypes = tf.einsum("bsn,bsd->bnd", one_hot, support_embeddings)
-        prototypes = tf.math.divide_no_nan(prototypes, counts[..., None])
+        return tf.math.divide_no_nan(prototypes, counts[..., None])
+
+    def logits(self, prototypes, query_embeddings):
+        """Logits `[B, Q, N]` of query embeddings `[B, Q, D]` against prototypes `[B, N, D]`."""
         if self.distance == "cosine":
             queries = tf.math.l2_normalize(query_embeddings, axis=-1)
             prototypes = tf.math.l2_normalize(prototypes, axis=-1)
             scale = self._scale_weight if self._scale_weight is not None else self.scale
-            logits = scale * tf.einsum("bqd,bnd->bqn", queries, prototypes)
-        else:
-            # |q - p|^2 = |q|^2 - 2 q.p + |p|^2, as matrix products.
-            query_norms = tf.reduce_sum(tf.square(query_embeddings), axis=-1, keepdims=True)
-            prototype_norms = tf.reduce_sum(tf.square(prototypes), axis=-1)[:, None, :]
-            cross = tf.einsum("bqd,bnd->bqn", query_embeddings, prototypes)
-            logits = -(query_norms - 2.0 * cross + prototype_norms)
-        return logits[0] if single_episode else logits
+            return scale * tf.einsum("bqd,bnd->bqn", queries, prototypes)
+        # |q - p|^2 = |q|^2 - 2 q.p + |p|^2, as matrix products.
+        query_norms = tf.reduce_sum(tf.square(query_embeddings), axis=-1, keepdims=True)
+        prototype_norms = tf.reduce_sum(tf.square(prototypes), axis=-1)[:, None, :]
+        cross = tf.einsum("bqd,bnd->bqn", query_embeddings, prototypes)
+        return -(query_norms - 2.0 * cross + prototype_norms)
 
     @staticmethod
     def _check_ranks(support_embeddings, support_labels, query_embeddings):

@@ -192,6 +192,18 @@ class Baseline(MetaLearner):
             episode, self.fine_tune_steps, first_order=True, training=False)
         return predictions
 
+    # === Adapt once, predict many: the fitted episode head is the task's state ===
+
+    @property
+    def example_model(self) -> keras.Model:
+        return self.encoder
+
+    def _adapt(self, support_x, support_y):
+        return self._fine_tuner.adapt_step(self._embed(support_x), support_y)
+
+    def _predict_adapted(self, task_state, query_x):
+        return self._fine_tuner.predict_adapted_step(task_state, self._embed(query_x))
+
     def _embed(self, x):
         """Frozen encoder features of `[B, M, ...]` examples: `[B, M, D]`."""
         return tf.stop_gradient(embed_examples(self.encoder, x, training=False))

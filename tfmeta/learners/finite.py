@@ -87,6 +87,47 @@ def nan_for_non_finite_inputs(inputs: Any, outputs: Any) -> Any:
     return tf.where(ok, outputs, tf.constant(float("nan"), outputs.dtype))
 
 
+def nan_for_non_finite_support(support_x: tf.Tensor, task_state: tf.Tensor) -> tf.Tensor:
+    """Task states `[B, P]`, NaN for every task whose support set holds a non-finite example.
+
+    The adapt-once counterpart of `nan_for_non_finite_inputs`: such a task's state (and
+    so every prediction made from it, see `nan_for_non_finite_queries`) is NaN.
+
+    Example:
+    >>> support_x = tf.constant([[[0.0], [1.0]], [[float("inf")], [1.0]]])
+    >>> nan_for_non_finite_support(support_x, tf.ones([2, 3])).numpy()[:, 0].tolist()
+    [1.0, nan]
+    """
+    support_x = tf.convert_to_tensor(support_x)
+    if not support_x.dtype.is_floating or support_x.shape.rank is None:
+        return task_state
+    ok = tf.reduce_all(tf.math.is_finite(support_x), axis=range(1, support_x.shape.rank))
+    return tf.where(ok[:, None], task_state, tf.constant(float("nan"), task_state.dtype))
+
+
+def nan_for_non_finite_queries(task_state: tf.Tensor, query_x: tf.Tensor,
+                               outputs: tf.Tensor) -> tf.Tensor:
+    """Query predictions `[B, Q, ...]`, NaN where the query or the task's state is not finite.
+
+    Example:
+    >>> state = tf.constant([[1.0], [float("nan")]])
+    >>> query_x = tf.constant([[[0.0], [float("nan")]], [[0.0], [0.0]]])
+    >>> nan_for_non_finite_queries(state, query_x, tf.ones([2, 2, 1])).numpy()[..., 0].tolist()
+    [[1.0, nan], [nan, nan]]
+    """
+    if not outputs.dtype.is_floating or outputs.shape.rank is None or outputs.shape.rank < 2:
+        return outputs
+    ok = tf.reduce_all(tf.math.is_finite(task_state), axis=1)[:, None]
+    query_x = tf.convert_to_tensor(query_x)
+    if query_x.dtype.is_floating and query_x.shape.rank is not None:
+        ok = tf.logical_and(ok, tf.reduce_all(tf.math.is_finite(query_x),
+                                              axis=range(2, query_x.shape.rank)))
+    else:
+        ok = tf.broadcast_to(ok, tf.shape(outputs)[:2])
+    ok = tf.reshape(ok, tf.concat([tf.shape(ok), tf.ones([outputs.shape.rank - 2], tf.int32)], 0))
+    return tf.where(ok, outputs, tf.constant(float("nan"), outputs.dtype))
+
+
 def non_finite_weights(model: Any) -> list[str]:
     """The paths of `model`'s weights that hold a NaN or an infinity (empty when none do).
 

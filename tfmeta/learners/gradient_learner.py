@@ -4,6 +4,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfmeta.data.arguments import check_bool, check_float, is_integer
@@ -407,6 +408,65 @@ class GradientLearner(InnerLoop, MetaLearner):
             inputs, steps, first_order=True, training=bool(training) or self.transductive
         )
         return predictions
+
+    # === Adapt once, predict many: the adapted weights are the task's state ===
+
+    @property
+    def example_model(self) -> keras.Model:
+        return self.model
+
+    def _eval_steps(self) -> int:
+        return self.inner_steps if self.eval_inner_steps is None else self.eval_inner_steps
+
+    def _adapt(self, support_x, support_y):
+        """The adapted weights (those the inner loop changes) of each task, flattened."""
+        weights, non_trainable, carried = self._read_weights()
+        steps = self._eval_steps()
+
+        def adapt_task(support_x, support_y):
+            every = self.adapt_steps(weights, non_trainable, support_x, support_y, steps,
+                                     first_order=True, training=self.transductive,
+                                     carried=carried)
+            fast = every[-1] if every else weights
+            return tf.concat([tf.reshape(tf.cast(fast[i], tf.float32), [-1])
+                              for i in self._adapted_indices], axis=0)
+
+        return map_tasks(adapt_task, (support_x, support_y), tf.float32, self.task_batching)
+
+    def _predict_adapted(self, task_state, query_x):
+        weights, non_trainable, _ = self._read_weights()
+        step = max(self._eval_steps() - 1, 0)  # The query pass after the last inner step.
+        sizes = [int(np.prod(weights[i].shape)) for i in self._adapted_indices]
+        expected = sum(sizes)
+        if task_state.shape[-1] is not None and task_state.shape[-1] != expected:
+            raise ValueError(
+                f"Invalid `task_state`: {type(self).__name__} adapts {expected} weights, so "
+                f"a task's state has {expected} numbers. Received: task_state.shape="
+                f"{task_state.shape}"
+            )
+
+        def predict_task(state, query_x):
+            fast = list(weights)
+            parts = tf.split(state, sizes)
+            for index, part in zip(self._adapted_indices, parts):
+                fast[index] = tf.cast(tf.reshape(part, weights[index].shape), weights[index].dtype)
+            predictions, _ = self.model.stateless_call(
+                *self._step_weights(fast, non_trainable, step), query_x,
+                training=self.transductive)
+            return predictions
+
+        return map_tasks(predict_task, (task_state, query_x),
+                         tf.as_dtype(self.model.compute_dtype), self.task_batching)
+
+    def serving_spec(self, example_shape=None, support_y_spec=None):
+        if not self.compiled:
+            raise ValueError(
+                f"Invalid value for argument `learner`: {type(self).__name__} adapts with its "
+                "compiled loss inside the serving graph, so it must be compiled before export "
+                "(`learner.compile(optimizer, loss=...)`). Received: an uncompiled "
+                f"{type(self).__name__}"
+            )
+        return super().serving_spec(example_shape, support_y_spec)
 
     def _store_task_means(self, updated, inner_state=None) -> None:
         """Stores the mean over the meta-batch's tasks of their updated statistics.

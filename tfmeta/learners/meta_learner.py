@@ -12,8 +12,13 @@ from tfmeta.distribute.replicas import (
     multi_worker_logs,
     sync_replica_variables,
 )
-from tfmeta.learners.episode import check_query_targets, unpack_episode
-from tfmeta.learners.finite import guard_step, nan_for_non_finite_inputs
+from tfmeta.learners.episode import check_example_dtype, check_query_targets, unpack_episode
+from tfmeta.learners.finite import (
+    guard_step,
+    nan_for_non_finite_inputs,
+    nan_for_non_finite_queries,
+    nan_for_non_finite_support,
+)
 from tfmeta.learners.fused_batch_norm import with_fused_batch_norm
 from tfmeta.learners.labels import (
     episode_errors_as_value_errors,
@@ -30,6 +35,7 @@ from tfmeta.learners.padding import (
     loss_arguments,
     real_mask,
 )
+from tfmeta.learners.serving_spec import ServingSpec, describe_serving
 
 # Metric names that mean "per-episode, with a confidence interval" on a learner.
 _EPISODIC_METRIC_ALIASES = {
@@ -279,6 +285,99 @@ class MetaLearner(keras.Model):
         sync_replica_variables(self.non_trainable_variables)
         return loss, y_pred, gradients
 
+    # === Adapt once, predict many ===
+
+    @property
+    def example_model(self) -> keras.Model:
+        """The Keras model that takes the examples (the model, or the encoder)."""
+        raise NotImplementedError(f"{type(self).__name__} does not name its example model.")
+
+    def adapt_step(self, support_x, support_y):
+        """Adapts to each task of a meta-batch once: its state, float32 `[B, P]`.
+
+        The state is what `predict_adapted_step` needs and nothing else: the adapted
+        (fast) weights of MAML, Reptile, Meta-SGD, ANIL and the Baseline's episode head,
+        the class prototypes of ProtoNet, flattened per task. Adaptation runs as in
+        `predict` (`training=False`, `eval_inner_steps`), so
+        `predict_adapted_step(adapt_step(sx, sy), qx)` equals `predict` on the episode.
+        A task whose support set holds a NaN or an infinity gets a NaN state.
+
+        Args:
+            support_x: `[B, S, *example_shape]` support examples.
+            support_y: `[B, S]` labels or `[B, S, *target_shape]` targets.
+
+        Returns:
+            The task states, float32 `[B, P]`.
+
+        Example:
+        >>> import keras, numpy as np, tfmeta
+        >>> learner = tfmeta.ProtoNet(tfmeta.backbones.mlp((4,), (8,), 8))
+        >>> state = learner.adapt_step(np.zeros([1, 2, 4], "float32"), np.array([[0, 1]]))
+        >>> logits = learner.predict_adapted_step(state, np.ones([1, 3, 4], "float32"))
+        >>> tuple(state.shape), tuple(logits.shape)
+        ((1, 16), (1, 3, 2))
+        """
+        support_x = tf.convert_to_tensor(support_x)
+        support_y = tf.convert_to_tensor(support_y)
+        check_example_dtype(support_x, self.example_model, "support_x")
+        if support_y.shape.rank is not None and support_y.shape.rank < 2:
+            raise ValueError(
+                "Invalid `support_y`: expected shape [tasks, support] or [tasks, support, "
+                f"*target_shape]. Received: shape={support_y.shape}"
+            )
+        static_size_checks(support_x, support_x, None, needs_targets=False)
+        checks = size_checks(support_x, support_x)[:1]
+        if is_classifier(self):
+            checks += label_checks(support_y, self.fixed_ways(), "support_y")
+        support_x, support_y = gate(checks, support_x, support_y)
+        state = tf.cast(self._adapt(support_x, support_y), tf.float32)
+        return nan_for_non_finite_support(support_x, state)
+
+    def predict_adapted_step(self, task_state, query_x):
+        """Query predictions `[B, Q, ...]` of tasks adapted by `adapt_step`.
+
+        Args:
+            task_state: `[B, P]` float32, what `adapt_step` returned.
+            query_x: `[B, Q, *example_shape]` query examples.
+
+        Returns:
+            Logits `[B, Q, N]` (classification) or predictions `[B, Q, *target_shape]`,
+            NaN where the query example or the task's state is not finite.
+        """
+        task_state = tf.convert_to_tensor(task_state, tf.float32)
+        query_x = tf.convert_to_tensor(query_x)
+        check_example_dtype(query_x, self.example_model, "query_x")
+        if task_state.shape.rank is not None and task_state.shape.rank != 2:
+            raise ValueError(
+                "Invalid `task_state`: expected the [tasks, P] states of `adapt_step`. "
+                f"Received: shape={task_state.shape}"
+            )
+        outputs = self._predict_adapted(task_state, query_x)
+        return nan_for_non_finite_queries(task_state, query_x, outputs)
+
+    def _adapt(self, support_x, support_y):
+        """`adapt_step` of checked inputs, for subclasses: the states `[B, P]`."""
+        raise NotImplementedError(f"{type(self).__name__} has no adapt step.")
+
+    def _predict_adapted(self, task_state, query_x):
+        """`predict_adapted_step` of checked inputs, for subclasses."""
+        raise NotImplementedError(f"{type(self).__name__} has no adapted predict step.")
+
+    def serving_spec(self, example_shape=None, support_y_spec=None) -> ServingSpec:
+        """How this learner is served: its signatures' input specs, output key, endpoints.
+
+        `tfmeta.export` writes the SavedModel from this description and the learner's
+        `adapt_step` / `predict_adapted_step` (and `__call__` for `serving_default`).
+
+        Args:
+            example_shape: The shape of one example when the model does not know it.
+            support_y_spec: A `tf.TensorSpec` of `support_y` `[None, ...]`, to override.
+
+        Returns:
+            A `tfmeta.learners.serving_spec.ServingSpec`.
+        """
+        return describe_serving(self, self.example_model, example_shape, support_y_spec)
+
     # === Deployment ===
 
     def export(self, filepath: str, format: str = "tf_saved_model", **kwargs) -> None:  # noqa: A002
@@ -288,7 +387,9 @@ class MetaLearner(keras.Model):
         `support_y [S]` int32 and `query_x [Q, ...]` float32 (S and Q dynamic)
         and returns the query predictions `[Q, N]`. A text model (input
         `tf.string`) is served raw sentences: `support_x [S]`, `query_x [Q]`
-        tf.string.
+        tf.string. The `adapt` and `predict_adapted` signatures serve
+        `adapt_step` and `predict_adapted_step` for one episode (adapt once,
+        predict many).
 
         Args:
             filepath: a folder that does not exist yet or is empty.

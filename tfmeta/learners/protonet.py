@@ -1,5 +1,7 @@
 """Prototypical Networks (Snell, Swersky and Zemel, 2017)."""
 
+import dataclasses
+
 import keras
 import tensorflow as tf
 
@@ -126,6 +128,41 @@ class ProtoNet(MetaLearner):
         query_embeddings = tf.ensure_shape(query_embeddings, query_x.shape[:2].concatenate([None]))
         logits = self.prototype_logits(support_embeddings, support_y, query_embeddings)
         return mask_absent_classes(logits, support_y)
+
+    # === Adapt once, predict many: the prototypes are the task's state ===
+
+    @property
+    def example_model(self) -> keras.Model:
+        return self.encoder
+
+    def _adapt(self, support_x, support_y):
+        embeddings = self._distance_inputs(
+            self.embed(support_x, training=False, example_rank=support_x.shape.rank - 2))
+        prototypes = self.prototype_logits.prototypes(embeddings, support_y)  # [B, N, D]
+        return tf.reshape(prototypes, [tf.shape(prototypes)[0], -1])
+
+    def _predict_adapted(self, task_state, query_x):
+        queries = self._distance_inputs(
+            self.embed(query_x, training=False, example_rank=query_x.shape.rank - 2))
+        prototypes = tf.reshape(tf.cast(task_state, queries.dtype),
+                                tf.stack([tf.shape(task_state)[0], -1, tf.shape(queries)[-1]]))
+        return self.prototype_logits.logits(prototypes, queries)
+
+    def _distance_inputs(self, embeddings):
+        """Embeddings in the dtype the prototype layer computes in (float32 under bf16)."""
+        return tf.cast(embeddings, self.prototype_logits.compute_dtype)
+
+    def serving_spec(self, example_shape=None, support_y_spec=None):
+        spec = super().serving_spec(example_shape, support_y_spec)
+        rank = len(spec.examples.shape) - 1
+
+        def embed(examples):
+            embeddings = self.embed(examples, training=False, example_rank=rank)
+            return {"embeddings": tf.cast(embeddings, tf.float32)}
+
+        examples = tf.TensorSpec(spec.examples.shape, spec.examples.dtype, name="examples")
+        # Prototypes need a support example of every class.
+        return dataclasses.replace(spec, every_class=True, endpoints={"embed": (embed, [examples])})
 
     def get_config(self):
         return {
