@@ -12,11 +12,16 @@ import keras
 import tensorflow as tf
 
 from tfmeta.export.serving_checks import (
+    MAX_EXAMPLES_PER_CALL,
     check_served_episode,
     check_served_queries,
     check_served_support,
+    count_checks,
+    shape_checks,
+    task_state_checks,
 )
 from tfmeta.learners.finite import non_finite_weights
+from tfmeta.learners.labels import gate
 
 
 def export_learner(
@@ -26,6 +31,8 @@ def export_learner(
     overwrite: bool = False,
     example_shape: Sequence[int | None] | None = None,
     support_y_spec: tf.TensorSpec | None = None,
+    max_support: int | None = MAX_EXAMPLES_PER_CALL,
+    max_queries: int | None = MAX_EXAMPLES_PER_CALL,
     verbose: bool = False,
 ) -> None:
     """Writes a SavedModel that adapts to one episode and predicts its queries.
@@ -50,10 +57,16 @@ def export_learner(
     size for MAML/Reptile, `ways` for `ProtoNet(ways=...)`, and otherwise
     `max(support_y) + 1` at run time.
 
-    A badly formed episode (support sizes that differ, labels outside
-    `0..N-1`, for ProtoNet a class without support example) fails at serving
-    time with an `InvalidArgumentError` whose message starts with
-    `Invalid episode:`.
+    Every signature checks its inputs before any work: the shapes it declares
+    (a signature's TensorSpec is not enforced by TensorFlow, and a wrong rank
+    can abort the process in a convolution kernel), the examples per call
+    (`max_support`, `max_queries`), support sizes that differ, labels
+    outside `0..N-1`, for ProtoNet a class without support example, and the
+    length of a `task_state`. A bad call fails with one
+    `InvalidArgumentError` whose message (after TensorFlow's own "Graph
+    execution error" header, in Python) is one line starting with
+    `Invalid episode:` (or `Invalid task_state:`) that says what was wrong.
+    Wrong dtypes are refused by TensorFlow before the call runs.
 
     Adapt once, predict many: the `adapt` signature takes `support_x` and
     `support_y` and returns `{"task_state": [P]}` float32 (the adapted weights,
@@ -85,6 +98,14 @@ def export_learner(
             is unknown (e.g. subclassed models); defaults to the model's.
         support_y_spec: a `tf.TensorSpec` for `support_y` `[S, ...]` (its
             first dimension must be None); defaults as described above.
+        max_support: the most support examples one call takes (default
+            1,024), or None for no bound.
+        max_queries: the most query examples one call takes (default 1,024),
+            or None for no bound. Memory grows with the examples of a call
+            (about 200 KB a sentence for a bag-of-n-grams text model), so a
+            call beyond these bounds fails at once, in one line, before any
+            work; more queries are served by `adapt` once and
+            `predict_adapted` on parts of at most `max_queries`.
         verbose: whether to print the exported endpoints.
 
     Raises:
@@ -107,6 +128,13 @@ def export_learner(
 
     """
     _check_learner(learner)
+    for name, value in (("max_support", max_support), ("max_queries", max_queries)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value < 1):
+            raise ValueError(
+                f"Invalid value for argument `{name}`: expected a positive integer (examples "
+                f"per call) or None (no bound). Received: {name}={value!r}"
+            )
     filepath = os.fspath(filepath)
     _check_filepath(filepath, overwrite)
     spec = learner.serving_spec(example_shape=example_shape, support_y_spec=support_y_spec)
@@ -115,7 +143,26 @@ def export_learner(
     support_x_spec = tf.TensorSpec(spec.examples.shape, spec.examples.dtype, name="support_x")
     query_x_spec = tf.TensorSpec(spec.examples.shape, spec.examples.dtype, name="query_x")
 
+    examples = spec.examples
+
+    def checked_shapes(**tensors):
+        """The tensors, after their shapes and counts are checked (before any other check)."""
+        checks = []
+        for name, tensor in tensors.items():
+            if name == "task_state":
+                checks += task_state_checks(tensor, spec.task_state_size)
+            elif name == "support_y":
+                checks += shape_checks(tensor, spec.support_y, name, _targets(spec))
+            else:
+                checks += shape_checks(tensor, examples, name, "examples")
+                maximum = max_support if name == "support_x" else max_queries
+                argument = "max_support" if name == "support_x" else "max_queries"
+                checks += count_checks(tensor, maximum, name, argument)
+        return gate(checks, *tensors.values())
+
     def serve(support_x, support_y, query_x):
+        support_x, support_y, query_x = checked_shapes(
+            support_x=support_x, support_y=support_y, query_x=query_x)
         support_x, support_y, query_x = check_served_episode(
             support_x, support_y, query_x, **support_checks)
         # A meta-batch of one episode: the static task dimension lets MAML and
@@ -126,10 +173,12 @@ def export_learner(
         return {spec.output_key: tf.cast(outputs, tf.float32)}
 
     def adapt(support_x, support_y):
+        support_x, support_y = checked_shapes(support_x=support_x, support_y=support_y)
         support_x, support_y = check_served_support(support_x, support_y, **support_checks)
         return {"task_state": learner.adapt_step(support_x[None], support_y[None])[0]}
 
     def predict_adapted(task_state, query_x):
+        task_state, query_x = checked_shapes(task_state=task_state, query_x=query_x)
         query_x = check_served_queries(query_x)
         outputs = learner.predict_adapted_step(task_state[None], query_x[None])[0]
         return {spec.output_key: tf.cast(outputs, tf.float32)}
@@ -148,6 +197,10 @@ def export_learner(
     serve_function.get_concrete_function()
     archive.track(learner)
     _write_atomically(archive, filepath, verbose)
+
+
+def _targets(spec: Any) -> str:
+    return "class labels" if spec.classification else "regression targets"
 
 
 # === Argument checks ===

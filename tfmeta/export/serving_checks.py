@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from tfmeta.learners.labels import label_checks, size_checks
+from tfmeta.learners.labels import PREFIX, label_checks, size_checks
 
 
 def check_served_episode(
@@ -90,18 +90,15 @@ def support_checks(support_x: tf.Tensor, support_y: tf.Tensor, classification: b
                    ways: int | None, every_class: bool) -> list:
     """The assertions on one served support set (see `check_served_episode`)."""
     support_size = tf.shape(support_x)[0]
+    rows = tf.shape(support_y)[0]
     checks = [
-        tf.debugging.assert_positive(
-            support_size, message="Invalid episode: the support set is empty (S=0)"
-        ),
-        tf.debugging.assert_equal(
-            tf.shape(support_y)[0],
-            support_size,
-            message=(
-                "Invalid episode: `support_x` and `support_y` must hold the same number of "
-                "support examples S (first dimension): [support_y rows, support_x rows] ="
-            ),
-        ),
+        tf.debugging.Assert(
+            support_size > 0, [f"{PREFIX} the support set is empty (S=0)"]),
+        tf.debugging.Assert(
+            tf.equal(rows, support_size),
+            [f"{PREFIX} `support_x` and `support_y` must hold the same number of support "
+             "examples S (first dimension). Received:", support_size, "rows of support_x and",
+             rows, "of support_y"]),
     ]
     if classification:
         # The same label checks as the learners' fit, evaluate and predict.
@@ -113,12 +110,91 @@ def support_checks(support_x: tf.Tensor, support_y: tf.Tensor, classification: b
                 counts = tf.math.bincount(
                     tf.cast(real, tf.int32), minlength=num_classes, maxlength=num_classes
                 )
-                checks.append(
-                    tf.debugging.assert_positive(
-                        counts,
-                        message="Invalid episode: every class 0..N-1 needs at least one "
-                        "support example (labels are remapped to 0..N-1 per episode); the support "
-                        "examples per class are",
-                    )
-                )
+                source = (f"the learner's {ways} ways" if ways is not None
+                          else "max(support_y) + 1, as the learner does not fix the ways")
+                checks.append(tf.debugging.Assert(
+                    tf.reduce_all(counts > 0),
+                    [f"{PREFIX} every class 0..N-1 needs at least one support example (labels "
+                     f"are remapped to 0..N-1 per episode; N is {source}). Received: N =",
+                     num_classes, "with support examples per class", counts],
+                    summarize=64))
     return checks
+
+
+# Examples per call of a served signature, unless the export says otherwise: memory grows with
+# them (about 200 KB a sentence for a bag-of-n-grams text model, a few MB an 84x84 image for
+# conv4), and a SavedModel cannot refuse work once it has started.
+MAX_EXAMPLES_PER_CALL = 1024
+
+
+def shape_checks(tensor: tf.Tensor, spec: tf.TensorSpec, name: str, what: str) -> list:
+    """Assertions that `tensor` has the rank and the known dimensions of `spec`.
+
+    A SavedModel's signature does not enforce the shapes it declares (only dtypes), and a
+    wrong rank can abort the whole process in a convolution kernel, so the signatures
+    check them first. The message names the argument, the expected and the received shape.
+
+    Example:
+    >>> checks = shape_checks(tf.zeros([2, 4]), tf.TensorSpec([None, 4]), "support_x", "examples")
+    """
+    expected = spec.shape.as_list()
+    shape = tf.shape(tensor)
+    head, rank_ok = _leading_dimensions(shape, len(expected))
+    known = [index for index, size in enumerate(expected) if size is not None]
+    ok = rank_ok
+    if known:
+        ok = tf.logical_and(ok, tf.reduce_all(tf.equal(
+            tf.gather(head, known), tf.constant([expected[i] for i in known], tf.int32))))
+    described = "[" + ", ".join("?" if size is None else str(size) for size in expected) + "]"
+    return [tf.debugging.Assert(
+        ok, [f"{PREFIX} `{name}` must be {what} of shape {described} (the exported shape; ? is "
+             "any size). Received: shape", shape], summarize=len(expected) + 8)]
+
+
+def count_checks(tensor: tf.Tensor, maximum: int | None, name: str, argument: str) -> list:
+    """An assertion that `tensor` holds at most `maximum` examples (first dimension).
+
+    Example:
+    >>> checks = count_checks(tf.zeros([3, 1]), 4, "query_x", "max_queries")
+    """
+    if maximum is None:
+        return []
+    count = tf.shape(tensor)[0]
+    return [tf.debugging.Assert(
+        count <= maximum,
+        [f"{PREFIX} `{name}` holds more than {maximum} examples, the most one call takes "
+         f"(the export's `{argument}`, which bounds the memory of a call): split them into "
+         "several calls (adapt once, then predict_adapted on each part). Received:", count,
+         "examples"])]
+
+
+def task_state_checks(task_state: tf.Tensor, size: int | None) -> list:
+    """Assertions that a served `task_state` is a vector of the learner's state size.
+
+    Example:
+    >>> checks = task_state_checks(tf.zeros([5]), 5)
+    """
+    shape = tf.shape(task_state)
+    head, ok = _leading_dimensions(shape, 1)
+    if size is not None:
+        ok = tf.logical_and(ok, tf.equal(head[0], size))
+        expected = f"[{size}] (what this SavedModel's `adapt` returns)"
+    else:
+        expected = "[P] (what this SavedModel's `adapt` returns)"
+    return [tf.debugging.Assert(
+        ok, [f"Invalid task_state: expected a float32 vector of shape {expected}. "
+             "Received: shape", shape], summarize=8)]
+
+
+def _leading_dimensions(shape: tf.Tensor, rank: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """`(the first `rank` sizes of `shape` (-1 where missing), whether it has rank `rank`)`.
+
+    The rank is read from the sizes, not with `tf.rank` / `tf.size`: TensorFlow's graph
+    optimizer folds those to the rank the signature declares, which a served call may not
+    have.
+    """
+    padded = tf.concat([shape, tf.fill([rank + 1], -1)], axis=0)
+    ok = tf.equal(padded[rank], -1)  # no dimension beyond `rank`
+    if rank > 0:
+        ok = tf.logical_and(ok, padded[rank - 1] >= 0)  # and none missing
+    return padded[:rank], ok

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import keras
@@ -203,6 +204,10 @@ class Baseline(MetaLearner):
 
     def _predict_adapted(self, task_state, query_x):
         return self._fine_tuner.predict_adapted_step(task_state, self._embed(query_x))
+
+    def serving_spec(self, example_shape=None, support_y_spec=None):
+        spec = super().serving_spec(example_shape, support_y_spec)
+        return dataclasses.replace(spec, task_state_size=self._fine_tuner.task_state_size)
 
     def _embed(self, x):
         """Frozen encoder features of `[B, M, ...]` examples: `[B, M, D]`."""

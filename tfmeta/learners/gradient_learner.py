@@ -1,5 +1,6 @@
 """The base of MAML and Reptile: a Keras model that adapts by the inner loop on each task."""
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -433,11 +434,17 @@ class GradientLearner(InnerLoop, MetaLearner):
 
         return map_tasks(adapt_task, (support_x, support_y), tf.float32, self.task_batching)
 
+    @property
+    def task_state_size(self) -> int:
+        """P, the length of a task's state: the number of weights the inner loop adapts."""
+        variables = self.model.trainable_variables
+        return sum(int(np.prod(variables[i].shape)) for i in self._adapted_indices)
+
     def _predict_adapted(self, task_state, query_x):
         weights, non_trainable, _ = self._read_weights()
         step = max(self._eval_steps() - 1, 0)  # The query pass after the last inner step.
         sizes = [int(np.prod(weights[i].shape)) for i in self._adapted_indices]
-        expected = sum(sizes)
+        expected = self.task_state_size
         if task_state.shape[-1] is not None and task_state.shape[-1] != expected:
             raise ValueError(
                 f"Invalid `task_state`: {type(self).__name__} adapts {expected} weights, so "
@@ -466,7 +473,8 @@ class GradientLearner(InnerLoop, MetaLearner):
                 "(`learner.compile(optimizer, loss=...)`). Received: an uncompiled "
                 f"{type(self).__name__}"
             )
-        return super().serving_spec(example_shape, support_y_spec)
+        spec = super().serving_spec(example_shape, support_y_spec)
+        return dataclasses.replace(spec, task_state_size=self.task_state_size)
 
     def _store_task_means(self, updated, inner_state=None) -> None:
         """Stores the mean over the meta-batch's tasks of their updated statistics.

@@ -3,6 +3,7 @@
 import dataclasses
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfmeta.data.arguments import check_bool, check_float
@@ -161,8 +162,11 @@ class ProtoNet(MetaLearner):
             return {"embeddings": tf.cast(embeddings, tf.float32)}
 
         examples = tf.TensorSpec(spec.examples.shape, spec.examples.dtype, name="examples")
+        features = _known_features(self.encoder)
+        size = None if self.ways is None or features is None else self.ways * features
         # Prototypes need a support example of every class.
-        return dataclasses.replace(spec, every_class=True, endpoints={"embed": (embed, [examples])})
+        return dataclasses.replace(spec, every_class=True, endpoints={"embed": (embed, [examples])},
+                                   task_state_size=size)
 
     def get_config(self):
         return {
@@ -181,3 +185,14 @@ class ProtoNet(MetaLearner):
             config["encoder"], custom_objects=custom_objects
         )
         return cls(**config)
+
+
+def _known_features(encoder) -> int | None:
+    """D, the encoder's (flattened) embedding size, when its output shape is known."""
+    try:
+        shape = encoder.outputs[0].shape[1:]
+    except (AttributeError, TypeError, ValueError, IndexError):
+        return None
+    if any(size is None for size in shape):
+        return None
+    return int(np.prod(shape))

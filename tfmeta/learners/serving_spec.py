@@ -33,6 +33,8 @@ class ServingSpec:
         every_class: Whether every class `0..N-1` needs a support example (prototypes).
         endpoints: Extra endpoints, name -> `(function, input_signature)`; e.g.
             ProtoNet's `embed`.
+        task_state_size: P, the length of one task's state from `adapt_step`, when the
+            learner fixes it (None: it depends on the episode, e.g. ProtoNet's ways).
 
     Example:
     >>> import tfmeta
@@ -48,6 +50,7 @@ class ServingSpec:
     every_class: bool = False
     endpoints: dict[str, tuple[Callable, list[tf.TensorSpec]]] = dataclasses.field(
         default_factory=dict)
+    task_state_size: int | None = None
 
     @property
     def classification(self) -> bool:
