@@ -61,8 +61,10 @@ def image_mlp(seed):
     return tfmeta.backbones.mlp(IMAGE, (16,), WAYS)
 
 
-def image_encoder(seed):
+def image_encoder(seed, backbone="conv4"):
     keras.utils.set_random_seed(seed)
+    if backbone == "mlp":
+        return tfmeta.backbones.mlp(IMAGE, (16,), 8)
     return tfmeta.backbones.conv4(IMAGE, filters=4)
 
 
@@ -83,12 +85,13 @@ def compiled(learner, loss=LOSS):
 
 
 def baseline(head):
-    learner = tfmeta.Baseline(image_encoder(7), num_classes=5, head=head, ways=WAYS,
+    learner = tfmeta.Baseline(image_encoder(7, "mlp"), num_classes=5, head=head, ways=WAYS,
                               fine_tune_steps=3, fine_tune_batch_size=4)
     return compiled(learner)
 
 
-# name -> (learner factory, episode factory). Every option that changes adaptation.
+# name -> (learner factory, episode factory). Every option that changes adaptation; conv4
+# where batch norm or convolutions matter, a small dense network elsewhere (cheaper to trace).
 LEARNERS = {
     "maml": (lambda: compiled(tfmeta.MAML(image_classifier(0), inner_steps=1,
                                           inner_learning_rate=0.3, eval_inner_steps=2)),
@@ -104,7 +107,7 @@ LEARNERS = {
         multi_step_loss_steps=10)), image_episode),
     "maml_moving_statistics": (lambda: compiled(tfmeta.MAML(
         image_classifier(4), transductive=False, inner_learning_rate=0.3)), image_episode),
-    "anil": (lambda: compiled(tfmeta.MAML(image_classifier(5), adapt_layers=["logits"],
+    "anil": (lambda: compiled(tfmeta.MAML(image_mlp(5), adapt_layers=["output"],
                                           inner_steps=3, inner_learning_rate=0.5)),
              image_episode),
     "reptile": (lambda: compiled(tfmeta.Reptile(image_mlp(6), inner_steps=3,
@@ -115,7 +118,7 @@ LEARNERS = {
         inner_optimizer=keras.optimizers.Adam(0.05, beta_1=0.0))), image_episode),
     "protonet": (lambda: compiled(tfmeta.ProtoNet(image_encoder(9))), image_episode),
     "protonet_cosine_fixed_ways": (lambda: compiled(tfmeta.ProtoNet(
-        image_encoder(10), distance="cosine", learn_cosine_scale=True, ways=WAYS)),
+        image_encoder(10, "mlp"), distance="cosine", learn_cosine_scale=True, ways=WAYS)),
         image_episode),
     "baseline": (lambda: baseline("linear"), image_episode),
     "baseline_plus_plus": (lambda: baseline("cosine"), image_episode),
@@ -193,7 +196,7 @@ def test_the_state_is_what_prediction_needs():
     """ANIL's state holds the head alone; ProtoNet's the N prototypes of D features."""
     anil = LEARNERS["anil"][0]()
     inputs = batch(image_episode(np.random.default_rng(0)))
-    head = sum(int(np.prod(v.shape)) for v in anil.model.get_layer("logits").trainable_variables)
+    head = sum(int(np.prod(v.shape)) for v in anil.model.get_layer("output").trainable_variables)
     assert anil.adapt_step(inputs["support_x"], inputs["support_y"]).shape == (1, head)
     protonet = LEARNERS["protonet"][0]()
     features = protonet.encoder.outputs[0].shape[-1]
