@@ -261,7 +261,7 @@ def main():
     parser.add_argument("--train_goals", type=int, default=None,
                         help="use the first this many training goals (default: all 50)")
     parser.add_argument("--bc_epochs", type=int, default=10)
-    parser.add_argument("--maml_steps", type=int, default=400)
+    parser.add_argument("--maml_steps", type=int, default=2000)
     parser.add_argument("--inner_steps", type=int, default=1)
     parser.add_argument("--inner_rate", type=float, default=0.05)
     args = parser.parse_args()
