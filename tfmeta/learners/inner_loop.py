@@ -74,7 +74,8 @@ class InnerLoop:
         return bool(training) and self.jit_compile is not True and mixes_examples(self.model)
 
 
-    def adapt(self, weights, non_trainable, support_x, support_y, steps, first_order, training):
+    def adapt(self, weights, non_trainable, support_x, support_y, steps, first_order, training,
+              gradient_function=None):
         """Returns the fast weights after `steps` SGD steps on the support loss of one task.
 
         Args:
@@ -85,17 +86,20 @@ class InnerLoop:
             steps: number of SGD steps.
             first_order: treat inner gradients as constants.
             training: the `training` flag of the model calls.
+            gradient_function: replaces the tape's inner gradient (see `adapt_steps`).
 
         Returns:
             A list of tensors, one per trainable weight of the model.
 
         """
         every_step = self.adapt_steps(weights, non_trainable, support_x, support_y, steps,
-                                      first_order, training)
+                                      first_order, training,
+                                      gradient_function=gradient_function)
         return every_step[-1] if every_step else list(weights)
 
     def adapt_steps(self, weights, non_trainable, support_x, support_y, steps, first_order,
-                    training, statistics=None, carried=None, final_state=None):
+                    training, statistics=None, carried=None, final_state=None,
+                    gradient_function=None):
         """Like `adapt`, but returns the fast weights after every step (a list of `steps`).
 
         `first_order` is a Python bool, or a scalar boolean tensor that decides at run
@@ -105,10 +109,13 @@ class InnerLoop:
         `statistics` when one is given. `carried` is `(state, steps)` of a carried inner
         optimizer state to start from instead of fresh state; the inner optimizer's
         final state (per adapted weight) is appended to the list `final_state` when one
-        is given.
+        is given. `gradient_function(fast, non_trainable, support_x, support_y, step,
+        training)`, when given, replaces the tape's gradient of the adapted weights (e.g.
+        `tfmeta.learners.closed_form_head.head_gradient_function`, with no gradient op).
         """
         fast = list(weights)
-        if self.recompute_inner_steps and not tf.is_tensor(first_order) and not first_order:
+        if (self.recompute_inner_steps and gradient_function is None
+                and not tf.is_tensor(first_order) and not first_order):
             return recomputed_adapt(self, fast, non_trainable, support_x, support_y, steps,
                                     training)
         state, steps_before = None, 0
@@ -120,7 +127,7 @@ class InnerLoop:
         for step in range(steps):
             fast, state, step_statistics = self._inner_step(
                 fast, non_trainable, support_x, support_y, step, first_order, training,
-                state=state, state_step=steps_before + step)
+                state=state, state_step=steps_before + step, gradient_function=gradient_function)
             every_step.append(fast)
             if statistics is not None:
                 statistics.append(step_statistics)
@@ -136,27 +143,32 @@ class InnerLoop:
 
 
     def _inner_step(self, fast, non_trainable, support_x, support_y, step, first_order,
-                    training, rates=None, state=None, state_step=None):
+                    training, rates=None, state=None, state_step=None, gradient_function=None):
         """One optimizer step on the support loss: `(fast weights, state, statistics)`.
 
         `rates` (one per adapted weight) default to `_learning_rate(position, step)`;
         `state` (one per adapted weight) is the inner optimizer's, `None` for plain SGD,
         and `state_step` the steps that state has seen (default: `step`).
         `statistics` are the batch-norm statistics of the step's support pass with
-        per-step batch norm, else `None`.
+        per-step batch norm, else `None` (always with a `gradient_function`, which
+        replaces the tape's gradient; see `adapt_steps`).
         """
         fast = list(fast)
         support_x, support_y = self._support_batch(support_x, support_y, step)
-        with tf.GradientTape(watch_accessed_variables=False) as tape:
-            adapted = [fast[i] for i in self._adapted_indices]
-            tape.watch(adapted)
-            weights, statistics = self._step_weights(fast, non_trainable, step)
-            loss, updates = self.inner_loss(weights, statistics, support_x, support_y, training,
-                                            return_updates=True)
-        gradients = tape.gradient(loss, adapted, unconnected_gradients="zero")
         statistics = None
-        if self._per_step_batch_norm is not None:
-            statistics = self._per_step_batch_norm.statistics_of(updates)
+        if gradient_function is not None:
+            gradients = gradient_function(fast, non_trainable, support_x, support_y, step,
+                                          training)
+        else:
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
+                adapted = [fast[i] for i in self._adapted_indices]
+                tape.watch(adapted)
+                weights, step_statistics = self._step_weights(fast, non_trainable, step)
+                loss, updates = self.inner_loss(weights, step_statistics, support_x, support_y,
+                                                training, return_updates=True)
+            gradients = tape.gradient(loss, adapted, unconnected_gradients="zero")
+            if self._per_step_batch_norm is not None:
+                statistics = self._per_step_batch_norm.statistics_of(updates)
         new_state = []
         for position, (index, gradient) in enumerate(zip(self._adapted_indices, gradients)):
             gradient = _order(gradient, first_order)

@@ -1,0 +1,240 @@
+"""The inner gradient of a softmax classifier head, written out: no gradient op in the graph.
+
+When the inner loop adapts only a model's last layer (ANIL, MAML with `adapt_layers` on
+the head, Baseline / Baseline++ fine-tuning a fresh head on each support set) and the
+loss is softmax cross-entropy, the gradient has a closed form. With `F` the head's input
+features `[S, D]` (the frozen body's output), `P` the softmax of the logits and `Y` the
+one-hot labels, `G = (P - Y) / n` is the gradient of the mean loss with respect to the
+logits, and
+
+- a dense head, logits `F W + b`: `dW = F^T G`, `db = sum_rows(G)`;
+- a cosine head (`tfmeta.layers.CosineClassifier`), logits `s * F_hat V`, with
+  `F_hat = F / (|F| + eps)` row-wise and `V = W / (r + eps)`, `r = |W|` column-wise: with
+  `dV = s * F_hat^T G`, `dW = dV / (r + eps) - W * sum_rows(W * dV) / (r * (r + eps)^2)`.
+
+These need only matrix products, softmax and elementwise ops, so an adaptation built
+from them converts to LiteRT with builtin ops (a gradient op such as
+`SparseSoftmaxCrossEntropyWithLogits`' would need Flex ops, which the pip interpreter
+cannot run). `head_gradient_function` returns the drop-in replacement of the tape's
+gradient that `GradientLearner`'s inner loop takes (`adapt_steps(...,
+gradient_function=...)`): every other part of the step (learning rates, optimizer rule,
+support mini-batches) stays the inner loop's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+import tensorflow as tf
+
+from tfmeta.layers.cosine_classifier import CosineClassifier
+
+# `(fast, non_trainable, support_x, support_y, step, training) -> gradients` of the
+# adapted weights (in the learner's order).
+GradientFunction = Callable[..., list]
+
+
+def dense_head_gradients(kernel, bias, features, labels, weights):
+    """`[dW, db]` of the weighted mean softmax cross-entropy of logits `features @ W + b`.
+
+    Args:
+        kernel: `[D, N]` weights.
+        bias: `[N]` biases, or None (a head without bias).
+        features: `[S, D]` inputs of the head.
+        labels: `[S]` int class labels.
+        weights: `[S]` per-example weights of the mean (1/n for the plain mean).
+
+    Returns:
+        `[dW]` or `[dW, db]`.
+
+    Example:
+    >>> import numpy as np
+    >>> gradients = dense_head_gradients(tf.zeros([2, 2]), tf.zeros([2]),
+    ...     tf.constant([[1.0, 0.0]]), tf.constant([0]), tf.constant([1.0]))
+    >>> np.round(gradients[0].numpy(), 3).tolist()
+    [[-0.5, 0.5], [0.0, 0.0]]
+    """
+    logits = tf.matmul(features, kernel)
+    if bias is not None:
+        logits = logits + bias
+    residual = _logit_gradient(logits, labels, weights)
+    gradients = [tf.matmul(features, residual, transpose_a=True)]
+    if bias is not None:
+        gradients.append(tf.reduce_sum(residual, axis=0))
+    return gradients
+
+
+def cosine_head_gradients(kernel, features, labels, weights, scale, epsilon):
+    """`[dW]` of the weighted mean softmax cross-entropy of a `CosineClassifier`'s logits.
+
+    Args:
+        kernel: `[D, N]` class weights.
+        features: `[S, D]` inputs of the head.
+        labels: `[S]` int class labels.
+        weights: `[S]` per-example weights of the mean.
+        scale: the head's `scale`.
+        epsilon: the head's `epsilon` (added to the norms).
+
+    Returns:
+        `[dW]`.
+    """
+    unit_features = features / (_norm(features, axis=1) + epsilon)
+    norms = _norm(kernel, axis=0)  # [1, N]
+    directions = kernel / (norms + epsilon)
+    logits = scale * tf.matmul(unit_features, directions)
+    residual = _logit_gradient(logits, labels, weights)
+    d_directions = scale * tf.matmul(unit_features, residual, transpose_a=True)  # [D, N]
+    along = tf.reduce_sum(kernel * d_directions, axis=0, keepdims=True)
+    return [d_directions / (norms + epsilon)
+            - kernel * along / (norms * tf.square(norms + epsilon))]
+
+
+def _norm(x, axis):
+    # Keras' `ops.norm` (what the layer computes): the square root of the sum of squares.
+    return tf.sqrt(tf.reduce_sum(tf.square(x), axis=axis, keepdims=True))
+
+
+def _logit_gradient(logits, labels, weights):
+    """`(softmax(logits) - onehot(labels)) * weights[:, None]`: the loss' logit gradient."""
+    probabilities = tf.nn.softmax(logits, axis=-1)
+    onehot = tf.one_hot(labels, tf.shape(logits)[-1], dtype=logits.dtype)
+    return (probabilities - onehot) * weights[:, None]
+
+
+def head_gradient_function(learner) -> GradientFunction:
+    """The closed-form inner gradient of `learner` (a `GradientLearner`), or a ValueError.
+
+    Applies when the inner loop adapts exactly the weights of the model's output layer,
+    a `keras.layers.Dense` without activation or a `tfmeta.layers.CosineClassifier`, with
+    no regulariser, and the compiled loss is Keras' `SparseCategoricalCrossentropy(
+    from_logits=True)` (or `ignore_class=-1`, whose padded labels weigh nothing).
+
+    Args:
+        learner: a compiled `tfmeta.GradientLearner` (MAML, ANIL, Meta-SGD, the fine-tuner
+            of Baseline).
+
+    Returns:
+        `gradient(fast, non_trainable, support_x, support_y, step, training)`: the
+        gradients of the adapted weights, as `tf.GradientTape` would give them. The
+        head's input features are computed once per support set when no step changes
+        them (no support mini-batches, no per-step batch norm).
+
+    Raises:
+        ValueError: naming what keeps the closed form from applying.
+    """
+    model = learner.model
+    head = _output_layer(model)
+    adapted = [model.trainable_variables[i] for i in learner._adapted_indices]
+    if [id(v) for v in adapted] != [id(v) for v in head.trainable_variables]:
+        raise _refusal(
+            learner,
+            f"it adapts {len(adapted)} weight tensors, not exactly the output layer "
+            f"{head.name!r}'s (set adapt_layers=[{head.name!r}], ANIL)")
+    ignore_class = _check_loss(learner)
+    body = _body(model, head)
+    position = {id(v): i for i, v in enumerate(model.trainable_variables)}
+    statistic = {id(v): i for i, v in enumerate(model.non_trainable_variables)}
+    step_invariant = learner.inner_batch_size is None and learner._per_step_batch_norm is None
+    cache = {}
+
+    def features_of(fast, non_trainable, support_x, step, training):
+        if body is None:
+            return support_x
+        weights, statistics = learner._step_weights(fast, non_trainable, step)
+        features, _ = body.stateless_call(
+            [weights[position[id(v)]] for v in body.trainable_variables],
+            [statistics[statistic[id(v)]] for v in body.non_trainable_variables],
+            support_x, training=training)
+        return features
+
+    def gradient(fast, non_trainable, support_x, support_y, step, training):
+        key = id(support_x)
+        if step_invariant and key in cache:
+            features = cache[key]
+        else:
+            features = features_of(fast, non_trainable, support_x, step, training)
+            if step_invariant:
+                cache.clear()
+                cache[key] = features
+        labels = tf.cast(support_y, tf.int32)
+        dtype = features.dtype
+        valid = tf.ones_like(labels, dtype=dtype)
+        if ignore_class is not None:
+            valid = tf.cast(tf.not_equal(labels, ignore_class), dtype)
+            labels = tf.maximum(labels, 0)
+        weights = valid / tf.maximum(tf.reduce_sum(valid), 1.0)
+        head_weights = [fast[position[id(v)]] for v in head.trainable_variables]
+        if isinstance(head, CosineClassifier):
+            return cosine_head_gradients(head_weights[0], features, labels, weights,
+                                         head.scale, head.epsilon)
+        return dense_head_gradients(head_weights[0], head_weights[1] if head.use_bias else None,
+                                    features, labels, weights)
+
+    return gradient
+
+
+def _refusal(learner, reason: str) -> ValueError:
+    return ValueError(
+        f"{type(learner).__name__} cannot adapt with builtin ops only (the closed-form head "
+        f"step): {reason}. Received: adapt_layers={learner.adapt_layers!r}")
+
+
+def _output_layer(model: keras.Model) -> keras.layers.Layer:
+    """The layer whose output is the model's, when it is a softmax-ready head."""
+    try:
+        outputs = model.outputs
+    except (AttributeError, ValueError):
+        outputs = None
+    if not outputs or len(outputs) != 1:
+        raise ValueError(
+            "The closed-form head step needs a functional or Sequential model with one "
+            f"output. Received: model={model.name!r}")
+    history = outputs[0]._keras_history
+    head = history.operation
+    if isinstance(head, keras.layers.Dense):
+        if head.activation not in (None, keras.activations.linear):
+            raise ValueError(
+                f"The closed-form head step needs logits: the output layer {head.name!r} has "
+                f"activation {head.activation.__name__!r} (use None with from_logits=True). "
+                f"Received: model={model.name!r}")
+        regularized = head.kernel_regularizer or head.bias_regularizer
+    elif isinstance(head, CosineClassifier):
+        regularized = None
+    else:
+        raise ValueError(
+            "The closed-form head step needs an output layer that is a keras.layers.Dense or "
+            f"a tfmeta.layers.CosineClassifier. Received: {type(head).__name__} "
+            f"{head.name!r}")
+    if regularized or head.activity_regularizer:
+        raise ValueError(
+            f"The closed-form head step does not differentiate regularisers: the output layer "
+            f"{head.name!r} has one. Received: model={model.name!r}")
+    return head
+
+
+def _body(model: keras.Model, head: keras.layers.Layer) -> keras.Model | None:
+    """The model up to the head's input (None when the head reads the model's input)."""
+    features = head.input
+    if any(features is tensor for tensor in model.inputs):
+        return None
+    return keras.Model(model.inputs, features, name=f"{model.name}_body")
+
+
+def _check_loss(learner) -> int | None:
+    """The compiled loss' `ignore_class`, when it is softmax cross-entropy on logits."""
+    compile_loss = getattr(learner, "_compile_loss", None)
+    losses = tf.nest.flatten(compile_loss._user_loss) if compile_loss is not None else []
+    loss = losses[0] if len(losses) == 1 else None
+    if (not isinstance(loss, keras.losses.SparseCategoricalCrossentropy)
+            or not loss.fn.__module__.startswith("keras.")
+            or not loss._fn_kwargs.get("from_logits")
+            or loss.reduction not in ("sum_over_batch_size", "mean")
+            or getattr(compile_loss, "reduction", None) not in ("sum_over_batch_size", "mean")):
+        raise _refusal(
+            learner, "its compiled loss is not keras.losses.SparseCategoricalCrossentropy("
+            f"from_logits=True) with the mean reduction; received loss={loss!r}")
+    ignore_class = loss._fn_kwargs.get("ignore_class")
+    if ignore_class is not None and ignore_class != -1:
+        raise _refusal(learner, f"ignore_class={ignore_class} (only -1, padding, is supported)")
+    return ignore_class
