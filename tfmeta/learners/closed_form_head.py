@@ -136,7 +136,7 @@ def head_gradient_function(learner) -> GradientFunction:
     position = {id(v): i for i, v in enumerate(model.trainable_variables)}
     statistic = {id(v): i for i, v in enumerate(model.non_trainable_variables)}
     step_invariant = learner.inner_batch_size is None and learner._per_step_batch_norm is None
-    cache = {}
+    cache = {}  # The last support set's features, and that support set (kept alive).
 
     def features_of(fast, non_trainable, support_x, step, training):
         if body is None:
@@ -149,14 +149,12 @@ def head_gradient_function(learner) -> GradientFunction:
         return features
 
     def gradient(fast, non_trainable, support_x, support_y, step, training):
-        key = id(support_x)
-        if step_invariant and key in cache:
-            features = cache[key]
+        if step_invariant and cache.get("support_x") is support_x:
+            features = cache["features"]
         else:
             features = features_of(fast, non_trainable, support_x, step, training)
             if step_invariant:
-                cache.clear()
-                cache[key] = features
+                cache.update(support_x=support_x, features=features)
         labels = tf.cast(support_y, tf.int32)
         dtype = features.dtype
         valid = tf.ones_like(labels, dtype=dtype)
@@ -176,8 +174,10 @@ def head_gradient_function(learner) -> GradientFunction:
 
 def _refusal(learner, reason: str) -> ValueError:
     return ValueError(
-        f"{type(learner).__name__} cannot adapt with builtin ops only (the closed-form head "
-        f"step): {reason}. Received: adapt_layers={learner.adapt_layers!r}")
+        f"{type(learner).__name__} cannot adapt with builtin ops only (LiteRT; the "
+        f"closed-form head step): {reason}; gradient steps on other layers need gradient ops, "
+        "which only Flex kernels run (or use ProtoNet; learner.export() serves any learner in "
+        f"TensorFlow). Received: adapt_layers={learner.adapt_layers!r}")
 
 
 def _output_layer(model: keras.Model) -> keras.layers.Layer:
