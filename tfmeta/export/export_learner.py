@@ -34,6 +34,7 @@ def export_learner(
     max_support: int | None = MAX_EXAMPLES_PER_CALL,
     max_queries: int | None = MAX_EXAMPLES_PER_CALL,
     verbose: bool = False,
+    builtin_ops: bool = False,
 ) -> None:
     """Writes a SavedModel that adapts to one episode and predicts its queries.
 
@@ -107,6 +108,8 @@ def export_learner(
             work; more queries are served by `adapt` once and
             `predict_adapted` on parts of at most `max_queries`.
         verbose: whether to print the exported endpoints.
+        builtin_ops: adapt with LiteRT's builtin ops only in every signature
+            (`adapt_step(..., builtin_ops=True)`), for `export_litert`.
 
     Raises:
         ValueError: for a learner that is not a `MetaLearner`, a MAML/Reptile
@@ -169,13 +172,19 @@ def export_learner(
         # Reptile unroll their task loop while S and Q stay dynamic.
         episode = {"support_x": support_x[None], "support_y": support_y[None],
                    "query_x": query_x[None]}
-        outputs = learner(episode, training=False)[0]
+        if builtin_ops:
+            outputs = learner.predict_adapted_step(
+                learner.adapt_step(episode["support_x"], episode["support_y"], builtin_ops=True),
+                episode["query_x"])[0]
+        else:
+            outputs = learner(episode, training=False)[0]
         return {spec.output_key: tf.cast(outputs, tf.float32)}
 
     def adapt(support_x, support_y):
         support_x, support_y = checked_shapes(support_x=support_x, support_y=support_y)
         support_x, support_y = check_served_support(support_x, support_y, **support_checks)
-        return {"task_state": learner.adapt_step(support_x[None], support_y[None])[0]}
+        task_state = learner.adapt_step(support_x[None], support_y[None], builtin_ops=builtin_ops)
+        return {"task_state": task_state[0]}
 
     def predict_adapted(task_state, query_x):
         task_state, query_x = checked_shapes(task_state=task_state, query_x=query_x)
@@ -184,8 +193,11 @@ def export_learner(
         return {spec.output_key: tf.cast(outputs, tf.float32)}
 
     archive = keras.export.ExportArchive()
+    # TFLiteConverter.from_saved_model keeps only `serving_default` of a SavedModel with a
+    # `serve` endpoint (Keras' `model.export`), so the LiteRT one names it directly.
     serve_function = archive.add_endpoint(
-        "serve", serve, input_signature=[support_x_spec, spec.support_y, query_x_spec])
+        "serving_default" if builtin_ops else "serve", serve,
+        input_signature=[support_x_spec, spec.support_y, query_x_spec])
     archive.add_endpoint("adapt", adapt, input_signature=[support_x_spec, spec.support_y])
     archive.add_endpoint(
         "predict_adapted", predict_adapted,

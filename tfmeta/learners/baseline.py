@@ -199,8 +199,8 @@ class Baseline(MetaLearner):
     def example_model(self) -> keras.Model:
         return self.encoder
 
-    def _adapt(self, support_x, support_y):
-        return self._fine_tuner.adapt_step(self._embed(support_x), support_y)
+    def _adapt(self, support_x, support_y, builtin_ops=False):
+        return self._fine_tuner.adapt_step(self._embed(support_x), support_y, builtin_ops)
 
     def _predict_adapted(self, task_state, query_x):
         return self._fine_tuner.predict_adapted_step(task_state, self._embed(query_x))

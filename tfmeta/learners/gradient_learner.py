@@ -11,6 +11,7 @@ import tensorflow as tf
 from tfmeta.data.arguments import check_bool, check_float, is_integer
 from tfmeta.distribute.replicas import replica_mean
 from tfmeta.learners.carried_inner_state import CarriedInnerState
+from tfmeta.learners.closed_form_head import head_gradient_function
 from tfmeta.learners.episode import unpack_episode
 from tfmeta.learners.inner_loop import InnerLoop
 from tfmeta.learners.inner_optimizers import inner_optimizer_from
@@ -419,15 +420,22 @@ class GradientLearner(InnerLoop, MetaLearner):
     def _eval_steps(self) -> int:
         return self.inner_steps if self.eval_inner_steps is None else self.eval_inner_steps
 
-    def _adapt(self, support_x, support_y):
-        """The adapted weights (those the inner loop changes) of each task, flattened."""
+    def _adapt(self, support_x, support_y, builtin_ops=False):
+        """The adapted weights (those the inner loop changes) of each task, flattened.
+
+        With `builtin_ops`, the inner gradient is the head's closed form (no gradient op).
+        """
         weights, non_trainable, carried = self._read_weights()
         steps = self._eval_steps()
+        if builtin_ops:
+            head_gradient_function(self)  # Refuses, in one line, what it cannot adapt.
 
         def adapt_task(support_x, support_y):
+            # One gradient function a task: it keeps that support set's features.
+            gradient = head_gradient_function(self) if builtin_ops else None
             every = self.adapt_steps(weights, non_trainable, support_x, support_y, steps,
                                      first_order=True, training=self.transductive,
-                                     carried=carried)
+                                     carried=carried, gradient_function=gradient)
             fast = every[-1] if every else weights
             return tf.concat([tf.reshape(tf.cast(fast[i], tf.float32), [-1])
                               for i in self._adapted_indices], axis=0)

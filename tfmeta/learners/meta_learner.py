@@ -292,7 +292,7 @@ class MetaLearner(keras.Model):
         """The Keras model that takes the examples (the model, or the encoder)."""
         raise NotImplementedError(f"{type(self).__name__} does not name its example model.")
 
-    def adapt_step(self, support_x, support_y):
+    def adapt_step(self, support_x, support_y, builtin_ops: bool = False):
         """Adapts to each task of a meta-batch once: its state, float32 `[B, P]`.
 
         The state is what `predict_adapted_step` needs and nothing else: the adapted
@@ -305,6 +305,11 @@ class MetaLearner(keras.Model):
         Args:
             support_x: `[B, S, *example_shape]` support examples.
             support_y: `[B, S]` labels or `[B, S, *target_shape]` targets.
+            builtin_ops: adapt with LiteRT's builtin ops only, no gradient op (for
+                `export_litert`): prototypes need nothing more, and an inner loop on the
+                output layer alone takes its closed-form gradient
+                (`tfmeta.learners.closed_form_head`), equal to the tape's. A learner that
+                cannot (full-network MAML, Reptile) raises a one-line ValueError.
 
         Returns:
             The task states, float32 `[B, P]`.
@@ -330,7 +335,7 @@ class MetaLearner(keras.Model):
         if is_classifier(self):
             checks += label_checks(support_y, self.fixed_ways(), "support_y")
         support_x, support_y = gate(checks, support_x, support_y)
-        state = tf.cast(self._adapt(support_x, support_y), tf.float32)
+        state = tf.cast(self._adapt(support_x, support_y, builtin_ops), tf.float32)
         return nan_for_non_finite_support(support_x, state)
 
     def predict_adapted_step(self, task_state, query_x):
@@ -355,7 +360,7 @@ class MetaLearner(keras.Model):
         outputs = self._predict_adapted(task_state, query_x)
         return nan_for_non_finite_queries(task_state, query_x, outputs)
 
-    def _adapt(self, support_x, support_y):
+    def _adapt(self, support_x, support_y, builtin_ops=False):
         """`adapt_step` of checked inputs, for subclasses: the states `[B, P]`."""
         raise NotImplementedError(f"{type(self).__name__} has no adapt step.")
 
@@ -379,6 +384,22 @@ class MetaLearner(keras.Model):
         return describe_serving(self, self.example_model, example_shape, support_y_spec)
 
     # === Deployment ===
+
+    def export_litert(self, filepath: str, quantization: str | None = None, **kwargs) -> None:
+        """Writes a LiteRT `.tflite` file that adapts on a phone: `tfmeta.export.export_litert`.
+
+        Its signatures `adapt`, `predict_adapted` and `serving_default` take one episode
+        (S and Q dynamic) and use LiteRT's builtin ops only.
+
+        Args:
+            filepath: the `.tflite` file.
+            quantization: None, "float16", "dynamic_int8" or "int8" (which needs
+                `representative_episodes=`).
+            **kwargs: passed to `tfmeta.export.export_litert`.
+        """
+        from tfmeta.export import export_litert
+
+        export_litert(self, filepath, quantization=quantization, **kwargs)
 
     def export(self, filepath: str, format: str = "tf_saved_model", **kwargs) -> None:  # noqa: A002
         """Writes a SavedModel that adapts to one episode inside the serving graph.

@@ -136,7 +136,8 @@ class ProtoNet(MetaLearner):
     def example_model(self) -> keras.Model:
         return self.encoder
 
-    def _adapt(self, support_x, support_y):
+    def _adapt(self, support_x, support_y, builtin_ops=False):
+        del builtin_ops  # Prototypes and distances are builtin ops anyway.
         embeddings = self._distance_inputs(
             self.embed(support_x, training=False, example_rank=support_x.shape.rank - 2))
         prototypes = self.prototype_logits.prototypes(embeddings, support_y)  # [B, N, D]

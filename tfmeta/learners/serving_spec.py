@@ -77,7 +77,9 @@ def describe_serving(
         ValueError: For an unknown example shape or a bad `support_y_spec`.
     """
     shape = _example_shape(model, example_shape)
-    dtype = tf.string if model_input_dtype(model) == tf.string else tf.float32
+    # Raw text stays strings and token ids integers; every other example is float32.
+    dtype = model_input_dtype(model)
+    dtype = dtype if dtype in (tf.string, tf.int32) else tf.float32
     classification, support_y = _support_y_spec(learner, model, support_y_spec)
     return ServingSpec(
         examples=tf.TensorSpec([None, *shape], dtype),
