@@ -128,3 +128,16 @@ def test_robot_arm_one_demonstration(kernel_spec_manager, tmp_path, monkeypatch)
     assert "largest goal slot the learner sees: 0.0" in text
     assert text.count("(95% Wilson, 3 rollouts, 1-shot, reach-v3 ML1, own starts)") == 2
     assert "rendered a 480x480 frame" in text or "No rendered frame" in text
+
+
+def test_few_shot_on_device(kernel_spec_manager, tmp_path, monkeypatch):
+    data_dir = os.environ.get("TFMETA_DATA_DIR")
+    if not data_dir or not (Path(data_dir) / "omniglot").is_dir():
+        pytest.skip("device notebook: TFMETA_DATA_DIR with omniglot/ is not set "
+                    "(CI sets it to ../shared/data)")
+    monkeypatch.setenv("TFMETA_CACHE_DIR", str(tmp_path / "cache"))
+    notebook = run_notebook("few_shot_on_device.ipynb", kernel_spec_manager, tmp_path,
+                            monkeypatch)
+    text = outputs_text(notebook)
+    assert "5-way 1-shot accuracy in the interpreter" in text
+    assert float(text.split("max |interpreter - TensorFlow| =")[1].split()[0]) < 1e-4
