@@ -130,6 +130,7 @@ def test_robot_arm_one_demonstration(kernel_spec_manager, tmp_path, monkeypatch)
     assert "rendered a 480x480 frame" in text or "No rendered frame" in text
 
 
+@pytest.mark.slow  # about 80 s on the shared 2-core machine: two exports, one calibrated
 def test_few_shot_on_device(kernel_spec_manager, tmp_path, monkeypatch):
     data_dir = os.environ.get("TFMETA_DATA_DIR")
     if not data_dir or not (Path(data_dir) / "omniglot").is_dir():
