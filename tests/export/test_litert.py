@@ -110,7 +110,7 @@ def test_quantized_exports_stay_close(quantization, tmp_path):
     got = device(support_x, support_y, query_x)
     if quantization == "int8":
         # Activations in int8 move an untrained model's logits (the accuracy on real
-        # Omniglot is measured in test_litert_omniglot.py); the ranking mostly holds.
+        # Omniglot is measured in test_litert_real_data.py); the ranking mostly holds.
         assert np.corrcoef(got.ravel(), expected.ravel())[0, 1] > 0.7
     else:
         np.testing.assert_allclose(got, expected, atol=0.05 * np.abs(expected).max())
