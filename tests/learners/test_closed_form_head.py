@@ -113,10 +113,19 @@ def test_anil_inner_loop_equals_the_tape(head, options):
     assert not np.allclose(taped[-1].numpy(), learner.model.trainable_variables[-1].numpy())
 
 
-def test_padded_labels_weigh_nothing():
-    learner = anil(head_model(), loss=SCCE(from_logits=True, ignore_class=-1),
-                   inner_learning_rate=0.5)
-    assert_same(*both_adaptations(learner, *support(padded=3), steps=3, training=False))
+@pytest.mark.parametrize("loss", [SCCE(from_logits=True), SCCE(from_logits=True,
+                                                                ignore_class=-1)])
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_padding_is_treated_as_the_inner_loss_treats_it(loss, batch_norm):
+    # Padded examples weigh nothing; the padded episode lacks class 2 (-inf logits); with
+    # transductive batch norm the body sees the real examples only.
+    learner = anil(head_model(batch_norm=batch_norm), loss=loss, inner_learning_rate=0.5)
+    support_x, support_y = support(padded=3)
+    support_y = tf.where(support_y == 2, 0, support_y)
+    for inner_batch_size in (None, 3):
+        learner.inner_batch_size = inner_batch_size
+        assert_same(*both_adaptations(learner, support_x, support_y, steps=3,
+                                      training=batch_norm))
 
 
 @pytest.mark.parametrize("inner_batch_size", [None, 4])

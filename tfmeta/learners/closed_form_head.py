@@ -29,13 +29,14 @@ import keras
 import tensorflow as tf
 
 from tfmeta.layers.cosine_classifier import CosineClassifier
+from tfmeta.learners.padding import mask_absent_classes, real_mask
 
 # `(fast, non_trainable, support_x, support_y, step, training) -> gradients` of the
 # adapted weights (in the learner's order).
 GradientFunction = Callable[..., list]
 
 
-def dense_head_gradients(kernel, bias, features, labels, weights):
+def dense_head_gradients(kernel, bias, features, labels, weights, mask_logits=None):
     """`[dW, db]` of the weighted mean softmax cross-entropy of logits `features @ W + b`.
 
     Args:
@@ -44,6 +45,8 @@ def dense_head_gradients(kernel, bias, features, labels, weights):
         features: `[S, D]` inputs of the head.
         labels: `[S]` int class labels.
         weights: `[S]` per-example weights of the mean (1/n for the plain mean).
+        mask_logits: a function applied to the logits first (e.g. -inf for the classes a
+            padded episode lacks), or None.
 
     Returns:
         `[dW]` or `[dW, db]`.
@@ -58,14 +61,14 @@ def dense_head_gradients(kernel, bias, features, labels, weights):
     logits = tf.matmul(features, kernel)
     if bias is not None:
         logits = logits + bias
-    residual = _logit_gradient(logits, labels, weights)
+    residual = _logit_gradient(logits, labels, weights, mask_logits)
     gradients = [tf.matmul(features, residual, transpose_a=True)]
     if bias is not None:
         gradients.append(tf.reduce_sum(residual, axis=0))
     return gradients
 
 
-def cosine_head_gradients(kernel, features, labels, weights, scale, epsilon):
+def cosine_head_gradients(kernel, features, labels, weights, scale, epsilon, mask_logits=None):
     """`[dW]` of the weighted mean softmax cross-entropy of a `CosineClassifier`'s logits.
 
     Args:
@@ -75,6 +78,7 @@ def cosine_head_gradients(kernel, features, labels, weights, scale, epsilon):
         weights: `[S]` per-example weights of the mean.
         scale: the head's `scale`.
         epsilon: the head's `epsilon` (added to the norms).
+        mask_logits: as for `dense_head_gradients`.
 
     Returns:
         `[dW]`.
@@ -83,7 +87,7 @@ def cosine_head_gradients(kernel, features, labels, weights, scale, epsilon):
     norms = _norm(kernel, axis=0)  # [1, N]
     directions = kernel / (norms + epsilon)
     logits = scale * tf.matmul(unit_features, directions)
-    residual = _logit_gradient(logits, labels, weights)
+    residual = _logit_gradient(logits, labels, weights, mask_logits)
     d_directions = scale * tf.matmul(unit_features, residual, transpose_a=True)  # [D, N]
     along = tf.reduce_sum(kernel * d_directions, axis=0, keepdims=True)
     return [d_directions / (norms + epsilon)
@@ -95,8 +99,10 @@ def _norm(x, axis):
     return tf.sqrt(tf.reduce_sum(tf.square(x), axis=axis, keepdims=True))
 
 
-def _logit_gradient(logits, labels, weights):
+def _logit_gradient(logits, labels, weights, mask_logits=None):
     """`(softmax(logits) - onehot(labels)) * weights[:, None]`: the loss' logit gradient."""
+    if mask_logits is not None:
+        logits = mask_logits(logits)  # an absent class: probability 0, so no gradient
     probabilities = tf.nn.softmax(logits, axis=-1)
     onehot = tf.one_hot(labels, tf.shape(logits)[-1], dtype=logits.dtype)
     return (probabilities - onehot) * weights[:, None]
@@ -108,7 +114,10 @@ def head_gradient_function(learner) -> GradientFunction:
     Applies when the inner loop adapts exactly the weights of the model's output layer,
     a `keras.layers.Dense` without activation or a `tfmeta.layers.CosineClassifier`, with
     no regulariser, and the compiled loss is Keras' `SparseCategoricalCrossentropy(
-    from_logits=True)` (or `ignore_class=-1`, whose padded labels weigh nothing).
+    from_logits=True)` (optionally `ignore_class=-1`). Padding is treated as the inner
+    loop's loss treats it (`tfmeta.learners.padding`): padded examples (label -1) weigh
+    nothing, the classes a padded episode lacks get -inf logits, and where batch statistics
+    mix the examples the body sees the real ones only.
 
     Args:
         learner: a compiled `tfmeta.GradientLearner` (MAML, ANIL, Meta-SGD, the fine-tuner
@@ -131,7 +140,7 @@ def head_gradient_function(learner) -> GradientFunction:
             learner,
             f"it adapts {len(adapted)} weight tensors, not exactly the output layer "
             f"{head.name!r}'s (set adapt_layers=[{head.name!r}], ANIL)")
-    ignore_class = _check_loss(learner)
+    _check_loss(learner)
     body = _body(model, head)
     position = {id(v): i for i, v in enumerate(model.trainable_variables)}
     statistic = {id(v): i for i, v in enumerate(model.non_trainable_variables)}
@@ -149,25 +158,31 @@ def head_gradient_function(learner) -> GradientFunction:
         return features
 
     def gradient(fast, non_trainable, support_x, support_y, step, training):
-        if step_invariant and cache.get("support_x") is support_x:
-            features = cache["features"]
-        else:
-            features = features_of(fast, non_trainable, support_x, step, training)
-            if step_invariant:
-                cache.update(support_x=support_x, features=features)
         labels = tf.cast(support_y, tf.int32)
+        if step_invariant and cache.get("support_x") is support_x:
+            features, labels = cache["features"], cache["labels"]
+        else:
+            examples = support_x
+            if learner._calls_on_real(training):  # batch statistics of the real ones only
+                real = real_mask(labels)
+                examples, labels = tf.boolean_mask(examples, real), tf.boolean_mask(labels, real)
+            features = features_of(fast, non_trainable, examples, step, training)
+            if step_invariant:
+                cache.update(support_x=support_x, features=features, labels=labels)
         dtype = features.dtype
-        valid = tf.ones_like(labels, dtype=dtype)
-        if ignore_class is not None:
-            valid = tf.cast(tf.not_equal(labels, ignore_class), dtype)
-            labels = tf.maximum(labels, 0)
+        valid = tf.cast(real_mask(labels), dtype)  # padding (-1, or ignore_class=-1) weighs 0
+        labels = tf.maximum(labels, 0)
         weights = valid / tf.maximum(tf.reduce_sum(valid), 1.0)
+
+        def mask_logits(logits):
+            return mask_absent_classes(logits, support_y)
+
         head_weights = [fast[position[id(v)]] for v in head.trainable_variables]
         if isinstance(head, CosineClassifier):
             return cosine_head_gradients(head_weights[0], features, labels, weights,
-                                         head.scale, head.epsilon)
+                                         head.scale, head.epsilon, mask_logits)
         return dense_head_gradients(head_weights[0], head_weights[1] if head.use_bias else None,
-                                    features, labels, weights)
+                                    features, labels, weights, mask_logits)
 
     return gradient
 
