@@ -130,15 +130,19 @@ def test_robot_arm_one_demonstration(kernel_spec_manager, tmp_path, monkeypatch)
     assert "rendered a 480x480 frame" in text or "No rendered frame" in text
 
 
-@pytest.mark.slow  # about 80 s on the shared 2-core machine: two exports, one calibrated
+@pytest.mark.slow  # about 80 s on the shared 2-core machine, more with Tiny ImageNet decoded
 def test_few_shot_on_device(kernel_spec_manager, tmp_path, monkeypatch):
     data_dir = os.environ.get("TFMETA_DATA_DIR")
-    if not data_dir or not (Path(data_dir) / "omniglot").is_dir():
-        pytest.skip("device notebook: TFMETA_DATA_DIR with omniglot/ is not set "
-                    "(CI sets it to ../shared/data)")
+    if not data_dir or not all((Path(data_dir) / name).is_dir()
+                               for name in ("omniglot", "tiny_imagenet")):
+        pytest.skip("device notebook: TFMETA_DATA_DIR with omniglot/ and tiny_imagenet/ is "
+                    "not set (CI sets it to ../shared/data)")
     monkeypatch.setenv("TFMETA_CACHE_DIR", str(tmp_path / "cache"))
     notebook = run_notebook("few_shot_on_device.ipynb", kernel_spec_manager, tmp_path,
                             monkeypatch)
     text = outputs_text(notebook)
     assert "5-way 1-shot accuracy in the interpreter" in text
     assert float(text.split("max |interpreter - TensorFlow| =")[1].split()[0]) < 1e-4
+    assert "Tiny ImageNet 5-way 1-shot accuracy in the interpreter" in text
+    photos = text.split("max |interpreter - TensorFlow| on photos =")[1].split()[0]
+    assert float(photos) < 1e-4
