@@ -8,7 +8,13 @@ import numpy as np
 import tensorflow as tf
 
 from tfmeta.data.arguments import check_int_in_range, check_seed, invalid_value
-from tfmeta.data.episode_shape import MAX_QUERIES, MAX_SUPPORT, check_episode_sizes, episode_shape
+from tfmeta.data.episode_shape import (
+    MAX_QUERIES,
+    MAX_SUPPORT,
+    EpisodeShape,
+    check_episode_sizes,
+    episode_shape,
+)
 from tfmeta.data.sampling import EpisodeSampler
 
 ArrayLike = np.ndarray | tf.Tensor
@@ -108,9 +114,51 @@ def episodes(
         size_reason="size of the smallest class",
         max_ways=max_ways, max_support=max_support, max_queries=max_queries,
     )
+    return sampled_episodes(examples, offsets, sizes, shape, meta_batch_size, seed,
+                            turns=turns, deterministic=deterministic)
+
+
+def sampled_episodes(
+    examples: ArrayLike,
+    offsets: np.ndarray,
+    sizes: np.ndarray,
+    shape: EpisodeShape,
+    meta_batch_size: int,
+    seed: int,
+    *,
+    scale: float | None = None,
+    turns: np.ndarray | None = None,
+    deterministic: bool = True,
+) -> tf.data.Dataset:
+    """The endless episode dataset of checked class-indexed examples and a checked shape.
+
+    What every classification dataset ends with, once it has its examples class by class
+    and the `EpisodeShape` that `episode_shape` checked against their class sizes.
+
+    Args:
+        examples: `[num_examples, *example_shape]`, the classes one after the other.
+        offsets: `[C]` first row of each class in `examples`.
+        sizes: `[C]` examples of each class.
+        shape: The episode sizes (fixed or variable) and their bounds.
+        meta_batch_size: Episodes per element.
+        seed: Integer seed of the episode stream.
+        scale: Optional factor applied after the cast to float32 (1/255 for uint8 images).
+        turns: Optional `[C]` quarter turns of each class.
+        deterministic: Whether the parallel `map` keeps element order.
+
+    Returns:
+        An endless `tf.data.Dataset` of `(inputs, query_y)` meta-batches.
+
+    Example:
+    >>> sizes = np.full(5, 2)
+    >>> shape = episode_shape(3, 1, 1, sizes, classes_reason="", size_reason="")
+    >>> dataset = sampled_episodes(np.zeros([10, 4], "float32"), np.arange(5) * 2, sizes,
+    ...                            shape, meta_batch_size=2, seed=0)
+    """
     sampler = EpisodeSampler(
-        examples, offsets, sizes, shape.ways, shape.shots, shape.queries, meta_batch_size,
-        seed, turns=turns, **shape.sampler_options()
+        examples, offsets=offsets, sizes=sizes, ways=shape.ways, shots=shape.shots,
+        queries=shape.queries, meta_batch_size=meta_batch_size, seed=int(seed), turns=turns,
+        scale=scale, **shape.sampler_options(),
     )
     return episode_dataset(sampler, deterministic=deterministic)
 

@@ -16,8 +16,7 @@ import tensorflow as tf
 
 from tfmeta.data.arguments import check_image_size, check_int_in_range, invalid_value
 from tfmeta.data.episode_shape import MAX_QUERIES, MAX_SUPPORT, check_episode_sizes, episode_shape
-from tfmeta.data.episodes import episode_dataset
-from tfmeta.data.sampling import EpisodeSampler
+from tfmeta.data.episodes import sampled_episodes
 
 PIXEL_SCALE = 1.0 / 255.0
 
@@ -110,16 +109,5 @@ def class_episodes(
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     if len(order) < len(images) or not np.array_equal(order, np.arange(len(order))):
         images = images[order]  # The split's images, class by class (a copy).
-    sampler = EpisodeSampler(
-        images,
-        offsets=offsets,
-        sizes=sizes,
-        ways=shape.ways,
-        shots=shape.shots,
-        queries=shape.queries,
-        meta_batch_size=meta_batch_size,
-        seed=seed,
-        scale=PIXEL_SCALE,
-        **shape.sampler_options(),
-    )
-    return episode_dataset(sampler, deterministic=deterministic)
+    return sampled_episodes(images, offsets, sizes, shape, meta_batch_size, seed,
+                            scale=PIXEL_SCALE, deterministic=deterministic)

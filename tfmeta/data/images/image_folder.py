@@ -37,12 +37,11 @@ from tfmeta.data.episode_shape import (
     episode_shape,
     min_class_size,
 )
-from tfmeta.data.episodes import episode_dataset
+from tfmeta.data.episodes import sampled_episodes
 from tfmeta.data.images.duplicates import copies_message, copy_of
 from tfmeta.data.images.image_decoding import decode_images
 from tfmeta.data.images.image_folder_source import ImageFolderListing, list_images, read_bytes
 from tfmeta.data.registry import ClassExamples, DatasetSpec, register
-from tfmeta.data.sampling import EpisodeSampler
 
 SPLITS = ("train", "validation", "test")
 DEFAULT_FRACTIONS = (0.6, 0.2, 0.2)
@@ -237,19 +236,9 @@ def image_folder(
         max_ways=max_ways, max_support=max_support, max_queries=max_queries,
     )
     examples = _class_examples(listing, chosen, image_size, cache_dir)
-    sampler = EpisodeSampler(
-        examples.examples,
-        offsets=examples.offsets,
-        sizes=examples.sizes,
-        ways=shape.ways,
-        shots=shape.shots,
-        queries=shape.queries,
-        meta_batch_size=meta_batch_size,
-        seed=int(seed),
-        scale=examples.scale,
-        **shape.sampler_options(),
-    )
-    return episode_dataset(sampler, deterministic=deterministic)
+    return sampled_episodes(examples.examples, examples.offsets, examples.sizes, shape,
+                            meta_batch_size, seed, scale=examples.scale,
+                            deterministic=deterministic)
 
 
 def image_folder_classes(

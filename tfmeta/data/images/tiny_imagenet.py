@@ -18,13 +18,13 @@ file is there) before any image is read. Examples are RGB float32 in `[0, 1]` (p
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import tensorflow as tf
 
 from tfmeta.data.arguments import check_choice, check_image_size
+from tfmeta.data.checksums import verify_file
 from tfmeta.data.data_dir import DATA_DIR_ENV, resolve_data_dir
 from tfmeta.data.episode_shape import MAX_QUERIES, MAX_SUPPORT
 from tfmeta.data.images.image_folder import image_folder, image_folder_classes, read_class_list
@@ -174,18 +174,11 @@ def split_classes(folder: Path) -> dict[str, tuple[str, ...]]:
             does not match its `SHA256SUMS` line.
     """
     splits_dir = folder / "splits" / "fewshot"
-    sums = _sha256sums(folder / "SHA256SUMS")
     classes = {}
     for split, name in SPLIT_FILES.items():
         path = splits_dir / name
-        expected_sum = sums.get(f"splits/fewshot/{name}")
-        if expected_sum is not None and path.is_file():
-            actual = hashlib.sha256(path.read_bytes()).hexdigest()
-            if actual != expected_sum:
-                raise ValueError(
-                    f"Invalid split file {path}: its SHA-256 is {actual}, but SHA256SUMS says "
-                    f"{expected_sum}."
-                )
+        if path.is_file():
+            verify_file(path, folder)
         names = read_class_list(path)
         if len(names) != SPLIT_SIZES[split] or len(set(names)) != len(names):
             raise ValueError(
@@ -201,17 +194,6 @@ def split_classes(folder: Path) -> dict[str, tuple[str, ...]]:
                 f"the classes {shared[:5]}."
             )
     return classes
-
-
-def _sha256sums(path: Path) -> dict[str, str]:
-    if not path.is_file():
-        return {}
-    sums = {}
-    for line in path.read_text().splitlines():
-        parts = line.split()
-        if len(parts) == 2:
-            sums[parts[1].lstrip("*")] = parts[0].lower()
-    return sums
 
 
 def _build_split(split, ways, shots, queries, meta_batch_size, seed, data_dir, **options):

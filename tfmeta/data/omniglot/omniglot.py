@@ -26,7 +26,7 @@ from tfmeta.data.episode_shape import (
     check_episode_sizes,
     episode_shape,
 )
-from tfmeta.data.episodes import episode_dataset
+from tfmeta.data.episodes import sampled_episodes
 from tfmeta.data.omniglot import source as omniglot_source
 from tfmeta.data.omniglot.png_decoding import decode_drawings
 from tfmeta.data.omniglot.splits import (
@@ -36,7 +36,6 @@ from tfmeta.data.omniglot.splits import (
     split_classes,
 )
 from tfmeta.data.registry import ClassExamples, DatasetSpec, register
-from tfmeta.data.sampling import EpisodeSampler
 
 DRAWINGS_PER_CHARACTER = omniglot_source.DRAWINGS_PER_CHARACTER
 _CACHE_FORMAT = 2  # 2: entries carry their key and content checksums
@@ -192,19 +191,9 @@ def omniglot(
     shape = episode_shape(ways, shots, queries, examples.sizes,
                           classes_reason=f"the number of classes in split '{split}'",
                           size_reason="drawings per character", **variable)
-    sampler = EpisodeSampler(
-        examples.examples,
-        offsets=examples.offsets,
-        sizes=examples.sizes,
-        ways=shape.ways,
-        shots=shape.shots,
-        queries=shape.queries,
-        meta_batch_size=meta_batch_size,
-        seed=int(seed),
-        scale=examples.scale,
-        **shape.sampler_options(),
-    )
-    return episode_dataset(sampler, deterministic=deterministic)
+    return sampled_episodes(examples.examples, examples.offsets, examples.sizes, shape,
+                            meta_batch_size, seed, scale=examples.scale,
+                            deterministic=deterministic)
 
 
 def split_examples(

@@ -39,9 +39,8 @@ from tfmeta.data.arguments import check_int_in_range, invalid_value
 from tfmeta.data.checksums import SUMS_FILE, check_count, verify_file
 from tfmeta.data.data_dir import DATA_DIR_ENV, resolve_data_dir
 from tfmeta.data.episode_shape import MAX_QUERIES, MAX_SUPPORT, check_episode_sizes, episode_shape
-from tfmeta.data.episodes import episode_dataset
+from tfmeta.data.episodes import sampled_episodes
 from tfmeta.data.registry import DatasetSpec, register
-from tfmeta.data.sampling import EpisodeSampler
 
 PathLike = str | os.PathLike[str]
 
@@ -222,18 +221,9 @@ def intents(
         "of this split",
         max_ways=max_ways, max_support=max_support, max_queries=max_queries,
     )
-    sampler = EpisodeSampler(
-        np.array([s for sentences in classes.sentences for s in sentences], dtype=object),
-        offsets=np.concatenate([[0], np.cumsum(sizes)[:-1]]),
-        sizes=sizes,
-        ways=shape.ways,
-        shots=shape.shots,
-        queries=shape.queries,
-        meta_batch_size=meta_batch_size,
-        seed=int(seed),
-        **shape.sampler_options(),
-    )
-    return episode_dataset(sampler, deterministic=deterministic)
+    sentences = np.array([s for sentences in classes.sentences for s in sentences], dtype=object)
+    return sampled_episodes(sentences, np.concatenate([[0], np.cumsum(sizes)[:-1]]), sizes,
+                            shape, meta_batch_size, seed, deterministic=deterministic)
 
 
 def intent_sentences(
