@@ -29,6 +29,7 @@ import keras
 import tensorflow as tf
 
 from tfmeta.layers.cosine_classifier import CosineClassifier
+from tfmeta.learners.model_head import model_body, output_layer
 from tfmeta.learners.padding import mask_absent_classes, real_mask
 
 # `(fast, non_trainable, support_x, support_y, step, training) -> gradients` of the
@@ -141,7 +142,7 @@ def head_gradient_function(learner) -> GradientFunction:
             f"it adapts {len(adapted)} weight tensors, not exactly the output layer "
             f"{head.name!r}'s (set adapt_layers=[{head.name!r}], ANIL)")
     _check_loss(learner)
-    body = _body(model, head)
+    body = model_body(model, head)
     position = {id(v): i for i, v in enumerate(model.trainable_variables)}
     statistic = {id(v): i for i, v in enumerate(model.non_trainable_variables)}
     step_invariant = learner.inner_batch_size is None and learner._per_step_batch_norm is None
@@ -197,16 +198,7 @@ def _refusal(learner, reason: str) -> ValueError:
 
 def _output_layer(model: keras.Model) -> keras.layers.Layer:
     """The layer whose output is the model's, when it is a softmax-ready head."""
-    try:
-        outputs = model.outputs
-    except (AttributeError, ValueError):
-        outputs = None
-    if not outputs or len(outputs) != 1:
-        raise ValueError(
-            "The closed-form head step needs a functional or Sequential model with one "
-            f"output. Received: model={model.name!r}")
-    history = outputs[0]._keras_history
-    head = history.operation
+    head = output_layer(model, "The closed-form head step")
     if isinstance(head, keras.layers.Dense):
         if head.activation not in (None, keras.activations.linear):
             raise ValueError(
@@ -226,14 +218,6 @@ def _output_layer(model: keras.Model) -> keras.layers.Layer:
             f"The closed-form head step does not differentiate regularisers: the output layer "
             f"{head.name!r} has one. Received: model={model.name!r}")
     return head
-
-
-def _body(model: keras.Model, head: keras.layers.Layer) -> keras.Model | None:
-    """The model up to the head's input (None when the head reads the model's input)."""
-    features = head.input
-    if any(features is tensor for tensor in model.inputs):
-        return None
-    return keras.Model(model.inputs, features, name=f"{model.name}_body")
 
 
 def _check_loss(learner) -> int | None:
