@@ -33,6 +33,7 @@ from tfmeta.data.data_dir import resolve_cache_dir
 from tfmeta.data.episode_shape import (
     MAX_QUERIES,
     MAX_SUPPORT,
+    VARIABLE_OPTIONS,
     check_episode_sizes,
     episode_shape,
     min_class_size,
@@ -526,8 +527,9 @@ def _entry_problem(arrays: dict[str, np.ndarray], listing: ImageFolderListing,
 
 def _build_split(split, ways, shots, queries, meta_batch_size, seed, data_dir, **options):
     del data_dir  # The folder is the `image_folder` option (`--image_folder`).
+    variable = {name: options[name] for name in VARIABLE_OPTIONS if name in options}
     return image_folder(_folder_option(options), ways, shots, queries, meta_batch_size,
-                        options.get("image_size", 84), seed=seed, split=split)
+                        options.get("image_size", 84), seed=seed, split=split, **variable)
 
 
 def _folder_option(options: Mapping[str, object]) -> object:
