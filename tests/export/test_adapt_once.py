@@ -110,6 +110,12 @@ LEARNERS = {
     "anil": (lambda: compiled(tfmeta.MAML(image_mlp(5), adapt_layers=["output"],
                                           inner_steps=3, inner_learning_rate=0.5)),
              image_episode),
+    "proto_maml": (lambda: compiled(tfmeta.MAML(image_classifier(11), head_init="prototypes",
+                                                inner_learning_rate=0.3, eval_inner_steps=2)),
+                   image_episode),
+    "fo_proto_maml_head_only": (lambda: compiled(tfmeta.MAML(
+        image_mlp(12), head_init="prototypes", first_order=True, adapt_layers=["output"],
+        inner_steps=2, inner_learning_rate=0.5)), image_episode),
     "reptile": (lambda: compiled(tfmeta.Reptile(image_mlp(6), inner_steps=3,
                                                 inner_learning_rate=0.2,
                                                 inner_batch_size=4)), image_episode),

@@ -126,6 +126,8 @@ def test_protonet(batch_norm):
                                                learn_inner_learning_rate="per_parameter")),
         ("anil", lambda model: tfmeta.MAML(model, inner_learning_rate=0.3,
                                            adapt_layers=["head"])),
+        ("fo_proto_maml", lambda model: tfmeta.MAML(model, inner_steps=2, inner_learning_rate=0.3,
+                                                    first_order=True, head_init="prototypes")),
         ("reptile", lambda model: tfmeta.Reptile(model, inner_steps=2,
                                                  inner_learning_rate=0.3)),
     ],
@@ -189,6 +191,23 @@ def test_maml_head_wider_than_the_episode_is_its_first_columns():
     for source, target in zip(wide.model.weights, narrow_model.weights):
         target.assign(np.asarray(source)[..., :target.shape[-1]])
     narrow = compiled(tfmeta.MAML(narrow_model, inner_steps=2, inner_learning_rate=0.3))
+    logits = wide.predict_on_batch(batch)[1]
+    expected = narrow.predict_on_batch(two)[0]
+    np.testing.assert_allclose(logits[batch_y[1] >= 0][:, :2], expected, rtol=1e-4, atol=1e-5)
+    assert np.isneginf(logits[:, 2]).all()
+
+
+def test_proto_maml_head_wider_than_the_episode_is_the_narrow_heads_first_columns():
+    # The prototype head does not depend on the model's head weights: a 3-unit head on a
+    # padded 2-way episode is a 2-unit head on the episode alone, plus a -inf column.
+    batch, batch_y, _, (two, _) = mixed_ways_batch()
+    wide = compiled(tfmeta.MAML(mlp(False, units=3), inner_steps=2, inner_learning_rate=0.3,
+                                head_init="prototypes"))
+    narrow_model = mlp(False, units=2)
+    for source, target in zip(wide.model.weights, narrow_model.weights):
+        target.assign(np.asarray(source)[..., :target.shape[-1]])
+    narrow = compiled(tfmeta.MAML(narrow_model, inner_steps=2, inner_learning_rate=0.3,
+                                  head_init="prototypes"))
     logits = wide.predict_on_batch(batch)[1]
     expected = narrow.predict_on_batch(two)[0]
     np.testing.assert_allclose(logits[batch_y[1] >= 0][:, :2], expected, rtol=1e-4, atol=1e-5)

@@ -43,6 +43,7 @@ LEARNERS = {
                                          learn_inner_learning_rate="per_step"),
     "maml_per_parameter": lambda: tfmeta.MAML(classifier(),
                                               learn_inner_learning_rate="per_parameter"),
+    "fo_proto_maml": lambda: tfmeta.MAML(classifier(), first_order=True, head_init="prototypes"),
     "reptile": lambda: tfmeta.Reptile(classifier(), inner_steps=2, inner_learning_rate=0.05),
     "protonet": lambda: tfmeta.ProtoNet(encoder()),
     "protonet_cosine": lambda: tfmeta.ProtoNet(encoder(), distance="cosine", ways=WAYS,

@@ -25,6 +25,7 @@ from tfmeta.learners.padding import (
     real_mask,
 )
 from tfmeta.learners.per_step_batch_norm import PerStepBatchNorm
+from tfmeta.learners.prototype_head import HEAD_INITS, PrototypeHead
 from tfmeta.learners.task_map import TASK_BATCHING, map_tasks
 
 
@@ -88,6 +89,11 @@ class GradientLearner(InnerLoop, MetaLearner):
     weights are kept and the step is recomputed when the meta-gradient
     reaches it (gradient checkpointing): the same gradients for about one
     more support forward and backward pass per inner step.
+
+    Head initialisation: `head_init="prototypes"` starts the inner loop of every task from
+    the model's weights with its dense output layer set from the support set's class
+    prototypes (Proto-MAML, `tfmeta.learners.prototype_head`); None starts from the model's
+    own (meta-learned) head.
     """
 
     def __init__(
@@ -105,6 +111,7 @@ class GradientLearner(InnerLoop, MetaLearner):
         inner_batch_size: int | None = None,
         per_step_batch_norm: bool = False,
         carry_inner_optimizer_state: bool = False,
+        head_init: str | None = None,
         **kwargs,
     ):
         super().__init__(model, **kwargs)
@@ -135,6 +142,11 @@ class GradientLearner(InnerLoop, MetaLearner):
                 f"Received: task_batching={task_batching!r}"
             )
         _check_positive_int(inner_batch_size, "inner_batch_size", allow_none=True)
+        if head_init not in HEAD_INITS:
+            raise ValueError(
+                f"Invalid value for argument `head_init`: expected one of {HEAD_INITS}. "
+                f"Received: head_init={head_init!r}"
+            )
         self._inner_rule, optimizer_rate = inner_optimizer_from(inner_optimizer)
         if optimizer_rate is not None:
             inner_learning_rate = optimizer_rate
@@ -174,6 +186,9 @@ class GradientLearner(InnerLoop, MetaLearner):
             # MAML++ meta-learns the per-step batch-norm weights; the inner loop leaves them.
             excluded = set(self._per_step_batch_norm.trainable_indices)
             self._adapted_indices = [i for i in self._adapted_indices if i not in excluded]
+        self.head_init = head_init
+        self._prototype_head = (PrototypeHead(self.model, self._adapted_indices, self.adapt_layers)
+                                if head_init == "prototypes" else None)
         self._inner_rates = self._make_inner_rates()
         self.carried_inner_state = None
         if self.carry_inner_optimizer_state:
@@ -482,7 +497,9 @@ class GradientLearner(InnerLoop, MetaLearner):
                 f"{type(self).__name__}"
             )
         spec = super().serving_spec(example_shape, support_y_spec)
-        return dataclasses.replace(spec, task_state_size=self.task_state_size)
+        # Prototypes (Proto-MAML's head) need a support example of every class.
+        return dataclasses.replace(spec, task_state_size=self.task_state_size,
+                                   every_class=self._prototype_head is not None)
 
     def _store_task_means(self, updated, inner_state=None) -> None:
         """Stores the mean over the meta-batch's tasks of their updated statistics.
@@ -532,6 +549,7 @@ class GradientLearner(InnerLoop, MetaLearner):
                 "inner_batch_size": self.inner_batch_size,
                 "per_step_batch_norm": self.per_step_batch_norm,
                 "carry_inner_optimizer_state": self.carry_inner_optimizer_state,
+                "head_init": self.head_init,
             }
         )
         return config

@@ -25,8 +25,9 @@ class InnerLoop:
     compiled loss, `inner_steps`, `inner_learning_rate`, `learn_inner_learning_rate`,
     `inner_batch_size`, `recompute_inner_steps`, `_inner_rule` (the inner optimizer's
     update), `_plain_sgd`, `_adapted_indices` (the adapted weights' positions in
-    `model.trainable_variables`), `_inner_rates` (learned rates, or None) and
-    `_per_step_batch_norm` (or None).
+    `model.trainable_variables`), `_inner_rates` (learned rates, or None),
+    `_per_step_batch_norm` (or None) and `_prototype_head` (Proto-MAML's initial head,
+    `tfmeta.learners.prototype_head.PrototypeHead`, or None).
     """
 
     def _learning_rate(self, position: int, step: int) -> Any:
@@ -112,8 +113,13 @@ class InnerLoop:
         is given. `gradient_function(fast, non_trainable, support_x, support_y, step,
         training)`, when given, replaces the tape's gradient of the adapted weights (e.g.
         `tfmeta.learners.closed_form_head.head_gradient_function`, with no gradient op).
+        With a `_prototype_head` (Proto-MAML), the steps start from `weights` whose output
+        layer is set from the whole support set's prototypes, inside any enclosing tape.
         """
         fast = list(weights)
+        if getattr(self, "_prototype_head", None) is not None:
+            fast = self._prototype_head.initial_weights(self, fast, non_trainable, support_x,
+                                                        support_y, training)
         if (self.recompute_inner_steps and gradient_function is None
                 and not tf.is_tensor(first_order) and not first_order):
             return recomputed_adapt(self, fast, non_trainable, support_x, support_y, steps,

@@ -32,6 +32,13 @@ class MAML(GradientLearner):
     (`multi_step_loss_steps`) and derivative-order annealing (`first_order_steps`) are
     options too; the cosine annealing of its meta learning rate is a Keras schedule
     (`keras.optimizers.schedules.CosineDecay`, `tfmeta-train --lr_decay=cosine`).
+    Proto-MAML (Triantafillou et al., 2020) is `head_init="prototypes"`: on every task the
+    inner loop starts from the model's dense output layer set to the support set's class
+    prototypes `c_k` (kernel `2 c_k`, bias `-|c_k|^2`, so the first logits are minus the
+    squared distances up to a constant per query), and the meta-gradient flows through
+    that initialisation into the body; with `first_order=True` (fo-Proto-MAML, as
+    Meta-Dataset) only the inner gradients are constants. See
+    `tfmeta.learners.prototype_head` for exactly what is differentiated.
 
     Speed: with Keras' own losses (the mean over query examples), each task's
     meta-gradient is taken where the task runs and the gradients are averaged, which is the
@@ -64,6 +71,11 @@ class MAML(GradientLearner):
             per inner step, meta-learned and not adapted by the inner loop.
         first_order_steps: MAML++'s derivative-order annealing: first-order meta-gradients
             for this many meta-iterations, then second order. None: always `first_order`.
+        head_init: None (the model's own, meta-learned, output layer) or `"prototypes"`
+            (Proto-MAML: the model's last layer, a `keras.layers.Dense` with a bias and no
+            activation on flat features, is set from each task's support prototypes before
+            the inner loop; its units are the most ways an episode may have, and
+            `adapt_layers`, if given, must include it).
         recompute_inner_steps: recompute each inner step in the backward pass
             instead of keeping its intermediate tensors (gradient
             checkpointing): the same meta-gradient with memory that grows far
@@ -83,6 +95,11 @@ class MAML(GradientLearner):
     >>> history = learner.fit(tfmeta.data.sinusoid(meta_batch_size=4),
     ...                       steps_per_epoch=2, verbose=0)
 
+    fo-Proto-MAML on Omniglot-sized images (the head has 5 units, the most ways):
+
+    >>> proto_maml = tfmeta.MAML(tfmeta.backbones.conv4((28, 28, 1), num_classes=5),
+    ...                          head_init="prototypes", first_order=True)
+
     """
 
     def __init__(
@@ -99,6 +116,7 @@ class MAML(GradientLearner):
         multi_step_loss_steps: int | None = None,
         first_order_steps: int | None = None,
         per_step_batch_norm: bool = False,
+        head_init: str | None = None,
         **kwargs,
     ):
         _check_schedule_steps("multi_step_loss_steps", multi_step_loss_steps)
@@ -121,6 +139,7 @@ class MAML(GradientLearner):
             transductive=transductive,
             recompute_inner_steps=recompute_inner_steps,
             per_step_batch_norm=per_step_batch_norm,
+            head_init=head_init,
             **kwargs,
         )
         self.first_order = check_bool("first_order", first_order)

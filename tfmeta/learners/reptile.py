@@ -78,6 +78,14 @@ class Reptile(GradientLearner):
                 f"learn_inner_learning_rate={kwargs['learn_inner_learning_rate']!r}"
             )
         kwargs.pop("learn_inner_learning_rate", None)
+        if kwargs.get("head_init") is not None:
+            raise ValueError(
+                "Invalid argument `head_init` for Reptile: a head set from each episode's "
+                "prototypes has no meta-learned weights for Reptile's step towards the adapted "
+                "ones; Proto-MAML is tfmeta.MAML(model, head_init='prototypes'). Received: "
+                f"head_init={kwargs['head_init']!r}"
+            )
+        kwargs.pop("head_init", None)
         super().__init__(
             model,
             inner_steps=inner_steps,
@@ -109,4 +117,5 @@ class Reptile(GradientLearner):
         config = super().get_config()
         config.pop("learn_inner_learning_rate", None)
         config.pop("per_step_batch_norm", None)
+        config.pop("head_init", None)
         return config
