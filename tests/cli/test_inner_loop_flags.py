@@ -51,7 +51,21 @@ def test_mamlpp_flags_build_the_options_and_a_cosine_schedule():
     ({"learner": "protonet", "inner_optimizer": "adam", "carry_inner_optimizer_state": True},
      "carry_inner_optimizer_state"),
     ({"first_order_steps": -1}, "first_order_steps"),
+    ({"learner": "reptile", "head_init": "prototypes"}, "head_init"),
+    ({"learner": "protonet", "head_init": "prototypes"}, "head_init"),
+    ({"head_init": "zeros"}, "head_init"),
 ])
 def test_options_a_learner_cannot_honour_are_refused(settings, flag):
     with pytest.raises(ValueError, match=f"flag `--{flag}`"):
         Experiment(**settings)
+
+
+@pytest.mark.parametrize("settings", [{"learner": "proto_maml", "first_order": True},
+                                      {"learner": "fomaml", "head_init": "prototypes"}])
+def test_proto_maml_flags_build_maml_with_the_prototype_head(settings):
+    experiment = Experiment(**settings)
+    assert experiment.head_init == "prototypes" and experiment.first_order
+    learner = builders.learner(experiment)
+    assert type(learner).__name__ == "MAML" and learner.first_order
+    assert learner.head_init == "prototypes" and learner._prototype_head.head.name == "logits"
+    assert builders.learner(Experiment(learner="fomaml")).head_init is None

@@ -202,6 +202,7 @@ def learner(experiment: Experiment,
         learn_inner_learning_rate=(None if experiment.learn_inner_learning_rate == "none"
                                    else experiment.learn_inner_learning_rate),
         adapt_layers=list(experiment.adapt_layers) or None,
+        head_init=None if experiment.head_init == "none" else experiment.head_init,
         **inner,
     )
 

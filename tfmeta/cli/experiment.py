@@ -14,7 +14,10 @@ from tfmeta import data
 from tfmeta.data.class_splits import class_split_changes
 
 VARIABLE_EPISODES = ("none", "shots", "ways_and_shots")
-LEARNERS = ("maml", "fomaml", "reptile", "protonet")
+LEARNERS = ("maml", "fomaml", "proto_maml", "reptile", "protonet")
+# Learners built as tfmeta.MAML (proto_maml: MAML with --head_init=prototypes).
+MAML_LEARNERS = ("maml", "fomaml", "proto_maml")
+HEAD_INITS = ("none", "prototypes")
 OPTIMIZERS = ("adam", "sgd")
 LR_DECAYS = ("none", "step", "linear", "cosine")
 INNER_OPTIMIZERS = ("sgd", "adam")
@@ -60,7 +63,9 @@ class Experiment:
     Args:
         dataset: A registered dataset (`tfmeta.data.list_datasets()`), e.g. "omniglot" or
             "sinusoid" (regression).
-        learner: "maml", "fomaml" (first-order MAML), "reptile" or "protonet".
+        learner: "maml", "fomaml" (first-order MAML), "proto_maml" (MAML with
+            `head_init="prototypes"`; with `first_order`, Meta-Dataset's fo-Proto-MAML),
+            "reptile" or "protonet".
         ways: Classes per training episode (classification).
         shots: Support examples per class (per task for sinusoid) in training.
         queries: Query examples per class (per task for sinusoid) in training.
@@ -132,6 +137,9 @@ class Experiment:
             [-1, 1]).
         adapt_layers: MAML: names of the only layers the inner loop adapts (ANIL: the
             output layer, "output"); empty: every layer.
+        head_init: MAML: "none" (the meta-learned output layer) or "prototypes"
+            (Proto-MAML: the output layer starts each task from the support prototypes;
+            `learner="proto_maml"` implies it).
         seed: Seed of the weights and of the training episodes.
         jit_compile: Compile the train step with XLA.
 
@@ -203,6 +211,7 @@ class Experiment:
     hidden_units: tuple[int, ...] = (40, 40)
     output_activation: str = "linear"
     adapt_layers: tuple[str, ...] = ()
+    head_init: str = "none"
     seed: int = 0
     jit_compile: bool = False
 
@@ -215,6 +224,8 @@ class Experiment:
         object.__setattr__(self, "adapt_layers", _name_tuple("adapt_layers", self.adapt_layers))
         if self.learner == "fomaml":
             object.__setattr__(self, "first_order", True)
+        if self.learner == "proto_maml":
+            object.__setattr__(self, "head_init", "prototypes")
         # An epoch never holds more steps than the whole run.
         if _is_int(self.steps_per_epoch) and _is_int(self.train_steps):
             object.__setattr__(
@@ -336,6 +347,7 @@ class Experiment:
         _choice("lr_decay", self.lr_decay, LR_DECAYS)
         _choice("inner_optimizer", self.inner_optimizer, INNER_OPTIMIZERS)
         _choice("learn_inner_learning_rate", self.learn_inner_learning_rate, LEARNED_RATES)
+        _choice("head_init", self.head_init, HEAD_INITS)
         self._check_inner_loop_options()
         _choice("scheme", self.scheme, SCHEMES)
         _choice("backbone", self.backbone, BACKBONES)
@@ -429,12 +441,13 @@ class Experiment:
                      "adapt_layers": bool(self.adapt_layers),
                      "multi_step_loss_steps": self.multi_step_loss_steps is not None,
                      "first_order_steps": self.first_order_steps is not None,
-                     "per_step_batch_norm": self.per_step_batch_norm}
+                     "per_step_batch_norm": self.per_step_batch_norm,
+                     "head_init": self.head_init != "none"}
         inner = {"inner_optimizer": self.inner_optimizer != "sgd",
                  "inner_batch_size": self.inner_batch_size is not None,
                  "carry_inner_optimizer_state": self.carry_inner_optimizer_state}
         refused = {name for name, used in maml_only.items()
-                   if used and self.learner not in ("maml", "fomaml")}
+                   if used and self.learner not in MAML_LEARNERS}
         refused |= {name for name, used in inner.items() if used and self.learner == "protonet"}
         if self.carry_inner_optimizer_state and self.inner_optimizer == "sgd":
             raise ValueError(

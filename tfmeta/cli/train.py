@@ -24,6 +24,7 @@ from tfmeta.cli import launcher
 from tfmeta.cli.experiment import (
     BACKBONES,
     DISTANCES,
+    HEAD_INITS,
     INNER_OPTIMIZERS,
     LEARNED_RATES,
     LEARNERS,
@@ -185,6 +186,10 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> list[flags.Flag
                           "in [-1, 1]).", **fv),
         flags.DEFINE_list("adapt_layers", list(d.adapt_layers), "MAML: the only layers the "
                           "inner loop adapts (ANIL: output); default: every layer.", **fv),
+        flags.DEFINE_enum("head_init", d.head_init, HEAD_INITS, "MAML: the output layer each "
+                          "task starts from: none (the meta-learned one) or prototypes "
+                          "(Proto-MAML: 2c_k and -|c_k|^2 of the support prototypes c_k; "
+                          "--learner=proto_maml implies it).", **fv),
         flags.DEFINE_integer("seed", d.seed, "Seed of the initial weights and of the training "
                              "episodes.", **fv),
         flags.DEFINE_boolean("jit_compile", d.jit_compile, "Compile the train step with XLA "

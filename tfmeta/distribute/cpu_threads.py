@@ -20,7 +20,7 @@ import os
 import tensorflow as tf
 
 # Learners whose meta-batch runs as independent per-task chains (the CLI's names).
-TASK_PARALLEL_LEARNERS = ("maml", "fomaml", "reptile")
+TASK_PARALLEL_LEARNERS = ("maml", "fomaml", "proto_maml", "reptile")
 # The command line's --cpu_threads.
 CPU_THREAD_CHOICES = ("auto", "task_parallel", "tensorflow")
 
