@@ -77,3 +77,68 @@ def test_bad_arguments():
         bag_of_ngrams(SENTENCES, embedding_dim=0)
     with pytest.raises(ValueError, match=r"`num_classes`"):
         bag_of_ngrams(SENTENCES, num_classes=0)
+
+
+# === Hashed word and character n-grams (words a vocabulary never saw) ===
+
+
+def test_hashed_ngrams_give_unseen_words_features():
+    encoder = bag_of_ngrams(SENTENCES, embedding_dim=8, hash_buckets=4096, seed=0)
+    vocabulary_size = len(encoder.get_layer("tfidf_ngrams").get_vocabulary())
+    x = tf.constant(["recipes for dinner", "recipe for dinner tonight", "top up my card"])
+    embedding = encoder(x).numpy()
+    assert embedding.shape == (3, vocabulary_size + 4096 + 8)
+    vocab, hashed, projection = np.split(embedding, [vocabulary_size, vocabulary_size + 4096],
+                                         axis=1)
+    # No word of the first two sentences is in the vocabulary: its TF-IDF is zero, ...
+    assert not vocab[:2].any() and np.linalg.norm(vocab[2]) == pytest.approx(1.0)
+    # ... but the hashed n-grams and the projection of them are not.
+    np.testing.assert_allclose(np.linalg.norm(hashed, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(projection, axis=1), 1.0, rtol=1e-5)
+    # The hashed block is HashedNgrams' TF-IDF, normalised; "recipe"/"recipes" share
+    # character n-grams, so the two unseen sentences are alike.
+    layer = encoder.get_layer("hashed_ngrams")
+    reference = layer(x).numpy()
+    np.testing.assert_allclose(
+        hashed, reference / np.linalg.norm(reference, axis=1, keepdims=True), rtol=1e-5)
+    assert hashed[0] @ hashed[1] > 0.5 > hashed[0] @ hashed[2]
+    # Its idf was adapted to the sentences: the buckets of "card" (in two of three) weigh
+    # less than those no sentence reached.
+    idf = layer.idf.numpy()
+    assert idf.max() == pytest.approx(math.log(4) + 1) and idf.min() < idf.max()
+
+
+def test_hashed_encoder_saves_and_exports(tmp_path):
+    import tfmeta
+
+    encoder = bag_of_ngrams(SENTENCES, embedding_dim=8, hash_buckets=256, seed=0)
+    encoder.save(tmp_path / "encoder.keras")
+    reloaded = keras.models.load_model(tmp_path / "encoder.keras")
+    x = tf.constant(["top up my card", "unseen words here"])
+    np.testing.assert_allclose(reloaded(x).numpy(), encoder(x).numpy(), atol=1e-6)
+    learner = tfmeta.ProtoNet(encoder, distance="cosine")
+    learner.export(tmp_path / "sm")
+    served = tf.saved_model.load(str(tmp_path / "sm"))
+    support_x, support_y = tf.constant(["top up", "lost card"]), tf.constant([0, 1])
+    query_x = tf.constant(["topping up", "my card got lost"])
+    logits = served.signatures["serving_default"](
+        support_x=support_x, support_y=support_y, query_x=query_x)["logits"].numpy()
+    state = served.signatures["adapt"](support_x=support_x, support_y=support_y)["task_state"]
+    adapted = served.signatures["predict_adapted"](task_state=state, query_x=query_x)
+    np.testing.assert_allclose(adapted["logits"].numpy(), logits, rtol=1e-5, atol=1e-6)
+    episode = {"support_x": support_x[None], "support_y": support_y[None],
+               "query_x": query_x[None]}
+    np.testing.assert_allclose(logits, learner.predict_on_batch(episode)[0], rtol=1e-5,
+                               atol=1e-5)
+    # LiteRT has no string ops: refused in one line before any conversion.
+    with pytest.raises(ValueError) as caught:
+        learner.export_litert(tmp_path / "m.tflite")
+    assert "HashedNgrams" in str(caught.value) and "\n" not in str(caught.value)
+    assert not (tmp_path / "m.tflite").exists()
+
+
+def test_bad_hash_buckets():
+    with pytest.raises(ValueError, match=r"`hash_buckets`.*hash_buckets=0"):
+        bag_of_ngrams(SENTENCES, hash_buckets=0)
+    with pytest.raises(ValueError, match=r"`char_ngrams`"):
+        bag_of_ngrams(SENTENCES, hash_buckets=8, char_ngrams=(0, 2))

@@ -8,6 +8,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfmeta.layers.hashed_ngrams import HashedNgrams
+
 
 def ngram_vectorizer(
     sentences: Iterable[str],
@@ -59,6 +61,8 @@ def bag_of_ngrams(
     num_classes: int | None = None,
     seed: int | None = None,
     name: str = "bag_of_ngrams",
+    hash_buckets: int | None = None,
+    char_ngrams: tuple[int, int] | None = (3, 5),
 ) -> keras.Model:
     """Builds a sentence encoder: TF-IDF n-grams, a learned linear projection, normalised.
 
@@ -77,6 +81,17 @@ def bag_of_ngrams(
     splits) on BANKING77, 73.1 / 89.5% on CLINC150 and 53.5 / 73.4% on HWU64, against
     63.1 / 84.3%, 68.6 / 87.8% and 52.0 / 72.6% for the TF-IDF baseline
     (`tfmeta.baselines.TfidfPrototypes`); see benchmarks/RESULTS.md.
+
+    Words of a new domain: the vocabulary holds the training sentences' n-grams only, so
+    most words of another domain's sentences fall into `[UNK]` and add nothing. With
+    `hash_buckets=B`, the encoder also reads `tfmeta.layers.HashedNgrams`: the TF-IDF
+    (idf adapted to `sentences`, largest for buckets they never reach) of the sentence's
+    word n-grams and of its words' character n-grams (`char_ngrams`, between boundary
+    marks) hashed into `B` buckets, L2-normalised, beside the vocabulary's vector. The
+    projection reads both, and with `keep_tfidf` the embedding holds both as well, so an
+    unseen word still matches itself (and its inflections share character n-grams). Such
+    an encoder exports as a SavedModel (raw sentences) but not to LiteRT (string hashing
+    is no builtin op).
 
     The vocabulary and idf live in the model's config, so `.keras` files and SavedModels
     take raw sentences and need no side files. Adapt them to the meta-training sentences
@@ -97,6 +112,11 @@ def bag_of_ngrams(
             Reptile); otherwise the output is the embedding (ProtoNet).
         seed: Seed of the projection's initial weights (default: Keras' global seed).
         name: The model's name.
+        hash_buckets: When given, hashed word and character n-grams in this many buckets
+            beside the vocabulary's (see above); None: the vocabulary only.
+        char_ngrams: With `hash_buckets`: `(shortest, longest)` character n-gram of each
+            marked word (fastText's 3 to 5 by default), or None for hashed word n-grams
+            only.
 
     Returns:
         A built functional `keras.Model` from `[batch]` tf.string.
@@ -105,6 +125,10 @@ def bag_of_ngrams(
     >>> encoder = bag_of_ngrams(["top up my card", "my card is lost"], embedding_dim=8)
     >>> encoder(tf.constant(["my card"])).shape
     TensorShape([1, 20])
+    >>> hashed = bag_of_ngrams(["top up my card"], embedding_dim=8, hash_buckets=32)
+    >>> embedding = hashed(tf.constant(["recipes"])).numpy()  # no word of the vocabulary
+    >>> embedding.shape, bool(abs(embedding).sum() > 0)
+    ((1, 48), True)
     """
     if not isinstance(embedding_dim, int) or embedding_dim < 1:
         raise ValueError(
@@ -121,9 +145,22 @@ def bag_of_ngrams(
             "Invalid value for argument `num_classes`: expected a positive integer or None. "
             f"Received: num_classes={num_classes!r}"
         )
+    if hash_buckets is not None and (isinstance(hash_buckets, bool)
+                                     or not isinstance(hash_buckets, int) or hash_buckets < 1):
+        raise ValueError(
+            "Invalid value for argument `hash_buckets`: expected a positive integer or None. "
+            f"Received: hash_buckets={hash_buckets!r}"
+        )
+    sentences = _check_sentences(sentences)
     vectorizer = ngram_vectorizer(sentences, ngrams=ngrams, max_tokens=max_tokens)
     inputs = keras.Input(shape=(), dtype="string", name="sentence")
     tfidf = keras.layers.UnitNormalization(name="tfidf_normalized")(vectorizer(inputs))
+    if hash_buckets is not None:
+        hasher = HashedNgrams(hash_buckets, word_ngrams=ngrams, char_ngrams=char_ngrams,
+                              name="hashed_ngrams")
+        hasher.adapt(sentences)
+        hashed = keras.layers.UnitNormalization(name="hashed_normalized")(hasher(inputs))
+        tfidf = keras.layers.Concatenate(name="ngram_features")([tfidf, hashed])
     x = keras.layers.Dropout(dropout, seed=seed, name="dropout")(tfidf) if dropout else tfidf
     # Standard deviation 1/sqrt(width): a random projection that roughly keeps the
     # TF-IDF cosines at initialisation (Johnson-Lindenstrauss).

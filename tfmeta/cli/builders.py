@@ -154,7 +154,8 @@ def backbone(experiment: Experiment,
         spec = data.get_datasets(experiment.dataset)[0]
         sentences = spec.texts("train", data_dir, **dataset_options(experiment))
         return backbones.bag_of_ngrams(sentences, embedding_dim=experiment.embedding_dim,
-                                       num_classes=head, seed=experiment.seed)
+                                       num_classes=head, seed=experiment.seed,
+                                       hash_buckets=experiment.hash_buckets or None)
     if experiment.backbone == "conv4":
         return backbones.conv4(image_shape, filters=experiment.filters, num_classes=head)
     if experiment.backbone == "resnet12":

@@ -27,6 +27,10 @@ test_queries, test_episodes) and the data root it was trained on (its
 --data_dir). --output also writes the result as JSON: {"metric", "mean",
 "ci95", "episodes", "ways", "shots"}.
 
+A text model is evaluated on another intent dataset the same way:
+
+  tfmeta-evaluate --model_dir=runs/banking77 --intent_dataset=clinc150 --shots=1
+
 A class split derived from the data (--dataset=image_folder's seeded split) is
 recorded in experiment.json at training; evaluation refuses, naming the classes
 added or removed, when the folder no longer gives the same split.
@@ -85,6 +89,11 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> list[flags.Flag
                             "dataset).", **fv),
         flags.DEFINE_integer("image_size", None, "Side at which --dataset's images are read "
                              "before conversion (default: the run's --image_size).", **fv),
+        flags.DEFINE_string("intent_dataset", None, "Cross-domain evaluation of a text model: "
+                            "another folder under <root>/intent/ (e.g. clinc150 for a model "
+                            "trained on banking77; default: the run's).", **fv),
+        flags.DEFINE_integer("class_split", None, "The class split of the intent dataset "
+                             "evaluated (default: the run's).", **fv),
         flags.DEFINE_string("output", None, "Also write the result as JSON to this file.",
                             **fv),
         launcher.define_cpu_threads_flag(flag_values),
@@ -126,6 +135,7 @@ def main(argv: list[str], flag_values: flags.FlagValues = flags.FLAGS) -> None:
             episodes=flag_values.episodes, inner_steps=flag_values.inner_steps,
             batch_size=flag_values.batch_size, seed=flag_values.seed, data_dir=data_dir,
             dataset=flag_values.dataset, image_size=flag_values.image_size,
+            intent_dataset=flag_values.intent_dataset, class_split=flag_values.class_split,
         )
         print(result)
         if flag_values.output is not None:

@@ -158,6 +158,8 @@ def evaluate(
     data_dir: str | os.PathLike[str] | None = None,
     dataset: str | None = None,
     image_size: int | None = None,
+    intent_dataset: str | None = None,
+    class_split: int | None = None,
 ) -> EvaluationResult:
     """Evaluates `learner` on `episodes` new episodes of `split`, in meta-batches.
 
@@ -186,6 +188,11 @@ def evaluate(
             warning. Refused where it cannot work (text against images, regression
             against classification).
         image_size: The side at which `dataset`'s images are read (default: the run's).
+        intent_dataset: Cross-domain evaluation of a text model: another folder under
+            `<root>/intent/` (e.g. "clinc150" for a model trained on "banking77"); its
+            sentences need no conversion, and the run's `drop_intents` (its training
+            side's) do not apply to it.
+        class_split: The class split of the intent dataset evaluated (default: the run's).
 
     Returns:
         An `EvaluationResult`.
@@ -195,7 +202,7 @@ def evaluate(
 
     """
     data_dir = experiment.data_dir if data_dir is None else data_dir
-    source = _evaluation_source(experiment, dataset, image_size)
+    source = _evaluation_source(experiment, dataset, image_size, intent_dataset, class_split)
     ways_given = ways is not None
     ways = experiment.eval_ways if ways is None else ways
     shots = experiment.eval_shots if shots is None else shots
@@ -249,13 +256,17 @@ def evaluate(
     )
 
 
-def _evaluation_source(experiment: Experiment, dataset: str | None,
-                       image_size: int | None) -> Experiment:
+def _evaluation_source(experiment: Experiment, dataset: str | None, image_size: int | None,
+                       intent_dataset: str | None = None,
+                       class_split: int | None = None) -> Experiment:
     """The experiment whose dataset gives the evaluation episodes (`dataset`, if given)."""
-    if dataset is None and image_size is None:
+    if dataset is None and image_size is None and intent_dataset is None and (
+            class_split is None):
         return experiment
     if image_size is not None:
         _check_positive("image_size", image_size)
+    if class_split is not None:
+        _check_positive("class_split", class_split)
     name = experiment.dataset if dataset is None else dataset
     try:
         target = data.get_datasets(name)[0]
@@ -269,10 +280,25 @@ def _evaluation_source(experiment: Experiment, dataset: str | None,
             f"{experiment.dataset} ({trained.example} {trained.task}) and cannot take "
             f"{target.example} {target.task} episodes. Received: --dataset={name}"
         )
-    source = dataclasses.replace(
-        experiment, dataset=name,
-        image_size=experiment.image_size if image_size is None else image_size)
-    return source
+    texts = {"intent_dataset": intent_dataset, "class_split": class_split}
+    for flag, value in texts.items():
+        if value is not None and "intent_dataset" not in target.options:
+            raise ValueError(
+                f"Invalid value for flag `--{flag}`: it chooses the sentences of "
+                f"--dataset=intents, and {name} has none. Received: --{flag}={value}")
+    if image_size is not None and target.example != "image":
+        raise ValueError(
+            f"Invalid value for flag `--image_size`: {name} examples are {target.example}, not "
+            f"images. Received: --image_size={image_size}")
+    changes = {"dataset": name}
+    if image_size is not None:
+        changes["image_size"] = image_size
+    if class_split is not None:
+        changes["class_split"] = class_split
+    if intent_dataset is not None and intent_dataset != experiment.intent_dataset:
+        # The intents dropped from the training side are the source dataset's.
+        changes.update(intent_dataset=intent_dataset, drop_intents=())
+    return dataclasses.replace(experiment, **changes)
 
 
 def _converted(episodes: tf.data.Dataset, source: Experiment,

@@ -118,6 +118,10 @@ class Experiment:
         intent_dataset: The folder under `<root>/intent/` of the "intents" dataset, e.g.
             "banking77", "hwu64", "clinc150" or your own.
         class_split: Which class split of the "intents" dataset (`splits/0<class_split>/`).
+        drop_intents: Intents (or groups of `tfmeta.data.text.intents.INTENT_GROUPS`) left
+            out of the "intents" dataset, e.g. a cross-domain target's (IntentBERT drops
+            CLINC150's "clinc150_banking" and "clinc150_credit_cards" before testing on
+            BANKING77).
         metaworld_task: The Meta-World task type of `--dataset=metaworld`, e.g. "push-v3",
             or "all" (every type of the split; ML10, ML45).
         metaworld_benchmark: "ML1" (goals of one type), "ML10" or "ML45" (held-out types).
@@ -129,6 +133,8 @@ class Experiment:
             (raw text: TF-IDF
             n-grams adapted to the training split's sentences, and a learned projection).
         embedding_dim: Width of the bag_of_ngrams projection.
+        hash_buckets: bag_of_ngrams: hashed word and character n-grams in this many buckets
+            beside the vocabulary's, so that unseen words get features (0: none).
         distance: ProtoNet's "squared_euclidean" (the paper) or "cosine" (with a learned
             scale).
         filters: Filters of each conv4 convolution.
@@ -198,6 +204,7 @@ class Experiment:
     scheme: str = "vinyals"
     intent_dataset: str = "banking77"
     class_split: int = 1
+    drop_intents: tuple[str, ...] = ()
     metaworld_task: str = "push-v3"
     metaworld_benchmark: str = "ML1"
     metaworld_horizon: int = 200
@@ -206,6 +213,7 @@ class Experiment:
     metaworld_goals: int | None = None
     backbone: str = "conv4"
     embedding_dim: int = 256
+    hash_buckets: int = 0
     distance: str = "squared_euclidean"
     filters: int = 64
     hidden_units: tuple[int, ...] = (40, 40)
@@ -222,6 +230,7 @@ class Experiment:
             object.__setattr__(self, "data_dir",
                                str(Path(self.data_dir).absolute()) if str(self.data_dir) else None)
         object.__setattr__(self, "adapt_layers", _name_tuple("adapt_layers", self.adapt_layers))
+        object.__setattr__(self, "drop_intents", _name_tuple("drop_intents", self.drop_intents))
         if self.learner == "fomaml":
             object.__setattr__(self, "first_order", True)
         if self.learner == "proto_maml":
@@ -378,6 +387,12 @@ class Experiment:
         for name in ("test_ways", "test_shots", "test_queries", "eval_inner_steps"):
             if getattr(self, name) is not None:
                 _positive_int(name, getattr(self, name))
+        if not _is_int(self.hash_buckets) or self.hash_buckets < 0:
+            raise _invalid("hash_buckets", "a non-negative integer (0: no hashed n-grams)",
+                           self.hash_buckets)
+        if self.hash_buckets and self.backbone != "bag_of_ngrams":
+            raise _invalid("hash_buckets", "0 unless --backbone=bag_of_ngrams",
+                           self.hash_buckets)
         if not _is_int(self.validation_episodes) or self.validation_episodes < 0:
             raise _invalid("validation_episodes", "a non-negative integer",
                            self.validation_episodes)

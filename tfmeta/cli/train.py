@@ -154,6 +154,9 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> list[flags.Flag
                             "own in the same layout).", **fv),
         flags.DEFINE_integer("class_split", d.class_split, "--dataset=intents: the class "
                              "split, splits/0<class_split>/ (1..5).", **fv),
+        flags.DEFINE_list("drop_intents", list(d.drop_intents), "--dataset=intents: intents "
+                          "left out (e.g. a cross-domain target's), or groups: "
+                          "clinc150_banking, clinc150_credit_cards.", **fv),
         flags.DEFINE_string("metaworld_task", d.metaworld_task, "--dataset=metaworld: the "
                             "task type (push-v3, pick-place-v3, reach-v3, ...), or all (every "
                             "type of the split: ML10, ML45).", **fv),
@@ -176,6 +179,9 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> list[flags.Flag
                           "split's sentences).", **fv),
         flags.DEFINE_integer("embedding_dim", d.embedding_dim, "bag_of_ngrams: width of the "
                              "learned projection.", **fv),
+        flags.DEFINE_integer("hash_buckets", d.hash_buckets, "bag_of_ngrams: also hashed word "
+                             "and character n-grams in this many buckets, so that words "
+                             "never seen in training get features (0: none).", **fv),
         flags.DEFINE_enum("distance", d.distance, DISTANCES, "ProtoNet: squared_euclidean "
                           "(the paper) or cosine (with a learned scale).", **fv),
         flags.DEFINE_integer("filters", d.filters, "conv4: filters of each convolution.", **fv),

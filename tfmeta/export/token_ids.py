@@ -27,6 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfmeta.layers.hashed_ngrams import HashedNgrams
 from tfmeta.layers.token_bag import TokenBag
 
 PADDING = -1
@@ -60,6 +61,14 @@ def token_id_model(model: keras.Model) -> tuple[keras.Model, list[str]]:
         ValueError: for a model without exactly one `TextVectorization` layer, or one whose
             standardisation or splitting is a Python function an app cannot reproduce.
     """
+    hashed = [layer.name for layer in model._flatten_layers(include_self=False)
+              if isinstance(layer, HashedNgrams)]
+    if hashed:
+        raise ValueError(
+            f"Cannot export {model.name!r} to LiteRT: its HashedNgrams layer {hashed[0]!r} "
+            "hashes strings (string n-grams, to_hash_bucket_fast), which are no LiteRT "
+            "builtin ops; export it as a SavedModel (learner.export) or build the encoder "
+            "without hash_buckets.")
     vectorizer = text_vectorizer(model)
     if vectorizer is None:
         raise ValueError(f"Cannot export on token ids: {model.name!r} has no TextVectorization "

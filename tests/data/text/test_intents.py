@@ -87,7 +87,8 @@ def test_same_seed_same_episodes_other_seed_others(fake_intent_root):
 
 def test_the_registry_entry_and_its_texts(fake_intent_root):
     spec = data.get_dataset("intents")
-    assert spec.example == "text" and spec.options == ("intent_dataset", "class_split")
+    assert spec.example == "text" and spec.options == (
+        "intent_dataset", "class_split", "drop_intents")
     assert spec.example_shape({}) == ()
     dataset = spec.episodes("test", ways=2, shots=1, queries=1, meta_batch_size=1,
                             data_dir=fake_intent_root, intent_dataset="toy", class_split=2)
@@ -361,3 +362,60 @@ def test_real_duplicates_are_removed():
                    for sentences in load_intents(name, split, 1, root).sentences)
         lines = len((REAL / name / "full.jsonl").read_text().splitlines())
         assert lines - kept == removed, name
+
+
+# === Dropped intents (a cross-domain target's, out of the training side) ===
+
+
+def test_dropped_intents_leave_every_episode_and_sentence_list(fake_intent_root, monkeypatch):
+    dropped = ("alarm_set", "music_play")
+    classes = load_intents("toy", "train", 1, fake_intent_root, drop_intents=dropped)
+    assert classes.labels == tuple(x for x in SPLITS["train"] if x not in dropped)
+    sentences = data.intent_sentences("toy", "train", 1, fake_intent_root, dropped)
+    assert len(sentences) == 4 * 8 and not {label_of(s.encode()) for s in sentences} & set(
+        dropped)
+    for inputs, _ in intents("toy", "train", ways=4, shots=1, queries=1, data_dir=(
+            fake_intent_root), drop_intents=dropped).take(5).as_numpy_iterator():
+        assert not {label_of(s) for s in inputs["support_x"].ravel()} & set(dropped)
+    # Names of another split's intents are accepted (nothing of this split to drop), and a
+    # comma-separated string is a list.
+    assert load_intents("toy", "test", 1, fake_intent_root,
+                        drop_intents="alarm_set,music_play").labels == SPLITS["test"]
+    # Groups expand to their intents.
+    monkeypatch.setitem(intents_module.INTENT_GROUPS, "toy_music",
+                        ("music_play", "music_likeness"))
+    assert load_intents("toy", "train", 1, fake_intent_root,
+                        drop_intents=["toy_music"]).labels == (
+        "alarm_set", "alarm_remove", "weather_query", "news_query")
+    # Registry options reach it too (the CLI's --drop_intents).
+    texts = data.get_dataset("intents").texts("train", fake_intent_root, intent_dataset="toy",
+                                              drop_intents=("toy_music",))
+    assert len(texts) == 4 * 8
+
+
+def test_a_dropped_name_that_is_no_intent_is_refused(fake_intent_root):
+    message = one_line_error(ValueError, load_intents, "toy", "train", 1, fake_intent_root,
+                             drop_intents=["alarm_set", "alarm_sett"])
+    assert "`drop_intents`" in message and "['alarm_sett']" in message
+    with pytest.raises(ValueError, match=r"`ways`.*between 1 and 2"):
+        intents("toy", "train", ways=3, data_dir=fake_intent_root,
+                drop_intents=SPLITS["train"][:4])
+
+
+def test_clinc150_groups_are_its_banking_and_credit_card_domains():
+    groups = intents_module.INTENT_GROUPS
+    assert len(groups["clinc150_banking"]) == len(groups["clinc150_credit_cards"]) == 15
+    assert not set(groups["clinc150_banking"]) & set(groups["clinc150_credit_cards"])
+
+
+@real_data
+def test_real_clinc150_without_banking_and_credit_cards():
+    root = REAL.parent
+    groups = ("clinc150_banking", "clinc150_credit_cards")
+    dropped = set(intents_module.dropped_intents(groups))
+    every = {json.loads(line)["label"]
+             for line in (REAL / "clinc150" / "full.jsonl").read_text().splitlines()}
+    assert len(dropped) == 30 and dropped <= every  # the names are CLINC150's own
+    train = load_intents("clinc150", "train", 1, root, drop_intents=groups)
+    assert len(train.labels) == 38 and not set(train.labels) & dropped
+    assert len(set(load_intents("clinc150", "train", 1, root).labels) & dropped) == 12

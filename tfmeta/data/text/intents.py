@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -48,6 +49,22 @@ INTENT_FOLDER = "intent"
 SPLIT_FILES = {"train": "train.txt", "validation": "valid.txt", "test": "test.txt"}
 _SPLIT_ALIASES = {"val": "validation", "valid": "validation"}
 
+# Named groups `drop_intents` may give instead of intent names. CLINC150's banking and
+# credit-card domains, as listed by its release (github.com/clinc/oos-eval,
+# data/domains.json): IntentBERT (Zhang et al., "Effectiveness of Pre-training for Few-shot
+# Intent Classification", Findings of EMNLP 2021) removes both domains from CLINC150's
+# training side before testing on BANKING77, so that no intent of the target leaks.
+INTENT_GROUPS = {
+    "clinc150_banking": (
+        "freeze_account", "routing", "pin_change", "bill_due", "pay_bill", "account_blocked",
+        "interest_rate", "min_payment", "bill_balance", "transfer", "order_checks", "balance",
+        "spending_history", "transactions", "report_fraud"),
+    "clinc150_credit_cards": (
+        "replacement_card_duration", "expiration_date", "damaged_card",
+        "improve_credit_score", "report_lost_card", "card_declined", "credit_limit_change",
+        "apr", "redeem_rewards", "credit_limit", "rewards_balance", "application_status",
+        "credit_score", "new_card", "international_fees"),
+}
 
 
 class KnownIntents(NamedTuple):
@@ -101,6 +118,7 @@ def load_intents(
     split: str = "train",
     class_split: int = 1,
     data_dir: PathLike | None = None,
+    drop_intents: Sequence[str] = (),
 ) -> IntentClasses:
     """Reads the intents of one split of a class split, with their sentences.
 
@@ -110,6 +128,9 @@ def load_intents(
         split: "train", "validation" (aliases "valid", "val") or "test".
         class_split: Which class split, `splits/0<class_split>/` (1..5 for the shipped data).
         data_dir: The data root holding `intent/`; defaults to `$TFMETA_DATA_DIR`.
+        drop_intents: Intents left out of the split (e.g. those of a cross-domain target,
+            so that none leaks into meta-training): intent names of the dataset, or names
+            of `INTENT_GROUPS` (e.g. "clinc150_banking", "clinc150_credit_cards").
 
     Returns:
         An `IntentClasses`, each intent's sentences distinct (see the module's notes on
@@ -147,7 +168,42 @@ def load_intents(
             f"Invalid split file {split_path}: it names intents that have no sentence in "
             f"{folder / 'full.jsonl'}: {missing[:5]}{' ...' if len(missing) > 5 else ''}"
         )
+    dropped = dropped_intents(drop_intents, by_label, folder)
+    labels = tuple(label for label in labels if label not in dropped)
     return IntentClasses(labels, tuple(by_label[label] for label in labels))
+
+
+def dropped_intents(drop_intents: Sequence[str], known: Iterable[str] = (),
+                    folder: PathLike = "") -> frozenset[str]:
+    """The intent names of `drop_intents`, with `INTENT_GROUPS` names expanded.
+
+    Args:
+        drop_intents: Intent names and group names (a comma-separated string works too).
+        known: The dataset's intents: every name must be one of them or a group.
+        folder: The dataset's folder, named in the error.
+
+    Example:
+    >>> sorted(dropped_intents(["clinc150_banking"]))[:3]
+    ['account_blocked', 'balance', 'bill_balance']
+    """
+    if isinstance(drop_intents, str):
+        drop_intents = drop_intents.split(",")
+    try:
+        names = [str(name).strip() for name in drop_intents]
+    except TypeError:
+        raise invalid_value("drop_intents", "a sequence of intent names", drop_intents) from None
+    known = set(known)
+    unknown = [name for name in names if name and name not in known and name not in INTENT_GROUPS]
+    if known and unknown:
+        raise ValueError(
+            f"Invalid value for argument `drop_intents`: {unknown[:5]} are neither intents of "
+            f"{Path(folder) / 'full.jsonl'} nor groups ({sorted(INTENT_GROUPS)}). Received: "
+            f"drop_intents={list(drop_intents)!r}"[:600]
+        )
+    dropped = set()
+    for name in filter(None, names):
+        dropped.update(INTENT_GROUPS.get(name, (name,)))
+    return frozenset(dropped)
 
 
 def intents(
@@ -165,6 +221,7 @@ def intents(
     max_ways: int | None = None,
     max_support: int = MAX_SUPPORT,
     max_queries: int = MAX_QUERIES,
+    drop_intents: Sequence[str] = (),
 ) -> tf.data.Dataset:
     """Endless N-way K-shot episodes of raw sentences, one intent per class.
 
@@ -192,6 +249,7 @@ def intents(
         max_ways: With `ways=None`, the most ways (default `min(50, classes)`).
         max_support: With `shots=None`, the most support examples of an episode.
         max_queries: With `queries=None`, the most query examples per class.
+        drop_intents: Intents (or `INTENT_GROUPS`) left out of the split (`load_intents`).
 
     Returns:
         An endless `tf.data.Dataset` of meta-batches.
@@ -211,7 +269,7 @@ def intents(
     meta_batch_size = check_int_in_range("meta_batch_size", meta_batch_size)
     if not isinstance(seed, int | np.integer) or isinstance(seed, bool):
         raise invalid_value("seed", "an integer", seed)
-    classes = load_intents(name, split, class_split, data_dir)
+    classes = load_intents(name, split, class_split, data_dir, drop_intents)
     sizes = np.array([len(sentences) for sentences in classes.sentences], dtype=np.int64)
     smallest = int(np.argmin(sizes))
     shape = episode_shape(
@@ -231,6 +289,7 @@ def intent_sentences(
     split: str = "train",
     class_split: int = 1,
     data_dir: PathLike | None = None,
+    drop_intents: Sequence[str] = (),
 ) -> list[str]:
     """Every sentence of the intents of `split`, e.g. to adapt a text vocabulary.
 
@@ -242,7 +301,7 @@ def intent_sentences(
     >>> len(sentences)  # doctest: +SKIP
     4328
     """
-    classes = load_intents(name, split, class_split, data_dir)
+    classes = load_intents(name, split, class_split, data_dir, drop_intents)
     return [sentence for sentences in classes.sentences for sentence in sentences]
 
 
@@ -416,14 +475,14 @@ def _parse_line(line: str, number: int, path: Path) -> tuple[str, str]:
 
 
 def _build_split(split, ways, shots, queries, meta_batch_size, seed, data_dir,
-                 intent_dataset="banking77", class_split=1):
+                 intent_dataset="banking77", class_split=1, drop_intents=()):
     return intents(intent_dataset, split, ways=ways, shots=shots, queries=queries,
                    meta_batch_size=meta_batch_size, class_split=class_split, seed=seed,
-                   data_dir=data_dir)
+                   data_dir=data_dir, drop_intents=drop_intents)
 
 
-def _split_texts(split, data_dir, intent_dataset="banking77", class_split=1):
-    return intent_sentences(intent_dataset, split, class_split, data_dir)
+def _split_texts(split, data_dir, intent_dataset="banking77", class_split=1, drop_intents=()):
+    return intent_sentences(intent_dataset, split, class_split, data_dir, drop_intents)
 
 
 SPEC = register(
@@ -432,7 +491,7 @@ SPEC = register(
         build=_build_split,
         task="classification",
         example="text",
-        options=("intent_dataset", "class_split"),
+        options=("intent_dataset", "class_split", "drop_intents"),
         example_shape=lambda options: (),
         description="Intent detection sentences (BANKING77, HWU64, CLINC150 or any folder "
         "under <root>/intent/), five class splits each.",
