@@ -53,13 +53,19 @@ def config_experiment(dataset: str, setting: str, class_split: int, train_steps:
 
 
 def train_one(dataset: str, setting: str, class_split: int, train_steps: int | None,
-              data_dir: str | None):
-    """`(learner, budget)`: the setting's config trained on the split's train intents."""
+              data_dir: str | None, **changes):
+    """`(learner, budget)`: the setting's config trained on the split's train intents.
+
+    `changes` replace settings of the config's `Experiment` (e.g. `hash_buckets`).
+    """
+    import dataclasses
+
     import keras
 
     from tfmeta.cli import builders
 
-    experiment = config_experiment(dataset, setting, class_split, train_steps)
+    experiment = dataclasses.replace(
+        config_experiment(dataset, setting, class_split, train_steps), **changes)
     keras.utils.set_random_seed(experiment.seed)
     wall, cpu = time.perf_counter(), time.process_time()
     learner = builders.learner(experiment, data_dir)
@@ -163,20 +169,21 @@ def main() -> None:
                 rows.append(row)
                 print(json.dumps(row), flush=True)
                 if args.output:
-                    _write(args, rows, started)
+                    write_rows(args, rows, started)
     print()
     print(f"Machine: {machine_description()}; "
           f"total {time.perf_counter() - started:.0f} s wall")
     print(table(rows))
 
 
-def _write(args, rows, started) -> None:
+def write_rows(args, rows, started) -> None:
     path = Path(args.output)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({
         "command": " ".join(shlex.quote(a) for a in sys.argv),
         "machine": machine_description(),
         "elapsed_s": round(time.perf_counter() - started, 1),
+        "cpu_s": round(time.process_time(), 1),
         "rows": rows,
     }, indent=1) + "\n")
 

@@ -23,14 +23,12 @@ Prints one JSON line per row and a table with wall and CPU time.
 import argparse
 import json
 import os
-import shlex
 import sys
 import time
-from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import machine_description  # noqa: E402
-from intents import EVAL_BATCH, EVAL_SEED, SETTINGS, config_experiment  # noqa: E402
+from intents import EVAL_BATCH, EVAL_SEED, SETTINGS, train_one, write_rows  # noqa: E402
 
 CLASS_SPLIT = 1
 # IntentBERT (Zhang et al., Findings of EMNLP 2021): no intent of BANKING77 in training.
@@ -39,38 +37,15 @@ DROPPED_FOR = {("clinc150", "banking77"): ("clinc150_banking", "clinc150_credit_
 
 def train(source: str, drop_intents: tuple[str, ...], hash_buckets: int, train_steps: int,
           data_dir: str | None):
-    """`(learner, experiment, budget)`: the source's 5w5s config on its train intents."""
-    import dataclasses
-
-    import keras
-
-    from tfmeta.cli import builders
-
-    experiment = dataclasses.replace(
-        config_experiment(source, "5w5s", CLASS_SPLIT, train_steps),
-        drop_intents=drop_intents, hash_buckets=hash_buckets)
-    keras.utils.set_random_seed(experiment.seed)
-    wall, cpu = time.perf_counter(), time.process_time()
-    learner = builders.learner(experiment, data_dir)
-    builders.compile_learner(learner, experiment, builders.optimizer(experiment))
-    episodes = builders.episodes(
-        experiment, "train", ways=experiment.ways, shots=experiment.shots,
-        queries=experiment.queries, meta_batch_size=experiment.meta_batch_size,
-        seed=experiment.seed, data_dir=data_dir)
-    learner.fit(episodes, epochs=experiment.epochs, steps_per_epoch=experiment.steps_per_epoch,
-                shuffle=False, verbose=0)
-    steps = experiment.epochs * experiment.steps_per_epoch
+    """`(learner, budget)`: the source's 5w5s config on its (remaining) train intents."""
     from tfmeta import data
 
+    learner, budget = train_one(source, "5w5s", CLASS_SPLIT, train_steps, data_dir,
+                                drop_intents=drop_intents, hash_buckets=hash_buckets)
     train_intents = len(data.load_intents(source, "train", CLASS_SPLIT, data_dir,
                                           drop_intents).labels)
-    return learner, experiment, {
-        "source": source, "drop_intents": list(drop_intents), "train_intents": train_intents,
-        "hash_buckets": hash_buckets, "train_steps": steps,
-        "train_episodes": steps * experiment.meta_batch_size,
-        "train_wall_s": round(time.perf_counter() - wall, 1),
-        "train_cpu_s": round(time.process_time() - cpu, 1),
-    }
+    return learner, {"source": source, "drop_intents": list(drop_intents),
+                     "train_intents": train_intents, "hash_buckets": hash_buckets, **budget}
 
 
 def test_episodes(target: str, shots: int, episodes: int, data_dir: str | None):
@@ -144,7 +119,7 @@ def main() -> None:
                 if key not in trained:
                     trained[key] = train(trained_on, dropped, hash_buckets, args.train_steps,
                                          args.data_dir)
-                learner, experiment, budget = trained[key]
+                learner, budget = trained[key]
                 for setting, shots in SETTINGS.items():
                     values, timing = accuracies(learner, batches[shots])
                     rows.append({"target": target, "kind": kind, "setting": setting,
@@ -163,7 +138,7 @@ def main() -> None:
                              "test_episodes": int(values.size)})
                 print(json.dumps(rows[-1]), flush=True)
         if args.output:
-            _write(args, rows, started)
+            write_rows(args, rows, started)
     print(f"\nMachine: {machine_description()}; total "
           f"{time.perf_counter() - started:.0f} s wall, {time.process_time():.0f} s CPU")
     print(table(rows))
@@ -191,18 +166,6 @@ def table(rows: list[dict]) -> str:
         lines.append(f"| {row['target']} | {row['model']} | {source} | "
                      f"{row.get('hash_buckets', '')} | {cells[0]} | {cells[1]} | {budget} |")
     return "\n".join(lines)
-
-
-def _write(args, rows, started) -> None:
-    path = Path(args.output)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({
-        "command": " ".join(shlex.quote(a) for a in sys.argv),
-        "machine": machine_description(),
-        "elapsed_s": round(time.perf_counter() - started, 1),
-        "cpu_s": round(time.process_time(), 1),
-        "rows": rows,
-    }, indent=1) + "\n")
 
 
 if __name__ == "__main__":
