@@ -4,6 +4,7 @@ from tfmeta.layers.batch_normalization import BatchNormalization
 from tfmeta.layers.conv_batch_normalization import ConvBatchNormalization
 from tfmeta.layers.cosine_classifier import CosineClassifier
 from tfmeta.layers.drop_block import DropBlock
+from tfmeta.layers.hashed_ngrams import HashedNgrams
 from tfmeta.layers.prototype_logits import PrototypeLogits
 
 __all__ = [
@@ -11,5 +12,6 @@ __all__ = [
     "ConvBatchNormalization",
     "CosineClassifier",
     "DropBlock",
+    "HashedNgrams",
     "PrototypeLogits",
 ]
