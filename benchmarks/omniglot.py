@@ -50,6 +50,7 @@ episodes with 15 queries per class (1 for Reptile, as its code), and writes
 
 import argparse
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -108,6 +109,7 @@ class Recipe:
     dataset: str = "omniglot"
     image_size: int = 28
     filters: int = 64  # conv4's filters
+    kernel_initializer: str = "keras"  # conv4's "keras" (Glorot) or "torch" (PyTorch's rule)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -230,23 +232,24 @@ def build_learner(r: Recipe, iterations: int, steps_per_execution: int = 1):
 
     import tfmeta
 
+    conv4 = functools.partial(tfmeta.backbones.conv4, kernel_initializer=r.kernel_initializer)
     if r.learner == "protonet":
-        learner = tfmeta.ProtoNet(tfmeta.backbones.conv4(r.input_shape, filters=r.filters))
+        learner = tfmeta.ProtoNet(conv4(r.input_shape, filters=r.filters))
     elif r.learner in ("maml", "fomaml"):
         learner = tfmeta.MAML(
-            tfmeta.backbones.conv4(r.input_shape, filters=r.filters, num_classes=r.ways),
+            conv4(r.input_shape, filters=r.filters, num_classes=r.ways),
             inner_steps=r.inner_steps, inner_learning_rate=r.inner_learning_rate,
             first_order=r.first_order, eval_inner_steps=r.eval_inner_steps, transductive=True)
     elif r.learner == "mamlpp":
         learner = tfmeta.MAML(
-            tfmeta.backbones.conv4(r.input_shape, filters=r.filters, num_classes=r.ways),
+            conv4(r.input_shape, filters=r.filters, num_classes=r.ways),
             inner_steps=r.inner_steps, inner_learning_rate=r.inner_learning_rate,
             eval_inner_steps=r.eval_inner_steps, transductive=True,
             learn_inner_learning_rate="per_step", per_step_batch_norm=True,
             multi_step_loss_steps=max(1, iterations // 10))
     elif r.learner in PRETRAINED:
         learner = tfmeta.Baseline(
-            tfmeta.backbones.conv4(r.input_shape, filters=r.filters),
+            conv4(r.input_shape, filters=r.filters),
             num_classes=4112 if r.dataset == "omniglot" else TINY_IMAGENET_TRAIN_CLASSES,
             head="cosine" if r.learner == "baselinepp" else "linear", ways=r.ways,
             fine_tune_steps=r.inner_steps, fine_tune_batch_size=r.inner_batch_size,
@@ -255,7 +258,7 @@ def build_learner(r: Recipe, iterations: int, steps_per_execution: int = 1):
         inner_optimizer = (keras.optimizers.Adam(r.inner_learning_rate, beta_1=0.0)
                            if r.inner_adam else "sgd")
         learner = tfmeta.Reptile(
-            tfmeta.backbones.conv4(r.input_shape, filters=r.filters, num_classes=r.ways),
+            conv4(r.input_shape, filters=r.filters, num_classes=r.ways),
             inner_steps=r.inner_steps, inner_learning_rate=r.inner_learning_rate,
             eval_inner_steps=r.eval_inner_steps, transductive=r.transductive,
             inner_optimizer=inner_optimizer, inner_batch_size=r.inner_batch_size,
@@ -404,6 +407,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--steps_per_execution", type=int, default=1)
     parser.add_argument("--policy", default=None,
                         help="Keras dtype policy of the model, e.g. mixed_bfloat16 (opt-in)")
+    parser.add_argument("--kernel_initializer", default="keras", choices=["keras", "torch"],
+                        help="conv4's initialisation: Keras' Glorot-uniform kernels and zero "
+                             "biases, or PyTorch's uniform(+-1/sqrt(fan_in)) kernels and biases")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data_dir", default=None, help="default: $TFMETA_DATA_DIR")
     parser.add_argument("--output_dir", default=None,
@@ -419,6 +425,7 @@ def main(argv=None) -> dict:
         r = recipe(args.learner, args.setting, args.inner_lr)
     if args.train_shots is not None:
         r = dataclasses.replace(r, train_shots=args.train_shots)
+    r = dataclasses.replace(r, kernel_initializer=args.kernel_initializer)
     if args.fresh_inner_state:
         r = dataclasses.replace(r, carry_inner_state=False)
     if args.inner_steps is not None:

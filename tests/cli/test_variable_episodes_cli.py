@@ -78,3 +78,55 @@ def test_fo_proto_maml_trains_evaluates_and_exports_variable_ways(photos, tmp_pa
     state = served.signatures["adapt"](support_x=support_x, support_y=support_y)["task_state"]
     adapted = served.signatures["predict_adapted"](task_state=state, query_x=query_x)["logits"]
     np.testing.assert_allclose(adapted.numpy(), logits.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_evaluate_a_fixed_run_on_variable_episodes(photos, tmp_path, capsys):
+    """--variable at evaluation draws the episodes a run trained with --variable would."""
+    import dataclasses
+
+    from tfmeta.cli.evaluation import evaluate as evaluate_api
+    from tfmeta.cli.evaluation import load_trained
+
+    model_dir = tmp_path / "fixed"
+    run_in_process(train, [
+        "--dataset=image_folder", f"--image_folder={photos}", "--image_size=16",
+        "--learner=protonet", "--ways=5", "--shots=1", "--queries=1", "--meta_batch_size=1",
+        "--train_steps=2", "--steps_per_epoch=2", "--verbose=0", f"--model_dir={model_dir}",
+    ])
+    output = tmp_path / "variable.json"
+    flags_ = [f"--model_dir={model_dir}", "--split=train", "--episodes=6", "--ways=6",
+              "--max_support=12", "--max_queries=2"]
+    run_in_process(evaluate, [*flags_, "--variable=ways_and_shots", f"--output={output}"])
+    result = json.loads(output.read_text())
+    assert result["ways"] is None and result["shots"] is None and result["episodes"] == 6
+    learner, experiment = load_trained(model_dir)
+    as_if_trained_variable = dataclasses.replace(
+        experiment, variable="ways_and_shots", max_support=12, max_queries=2)
+    reference = evaluate_api(learner, as_if_trained_variable, split="train", episodes=6, ways=6)
+    assert result["mean"] == pytest.approx(reference.mean, abs=1e-6)
+    fixed = evaluate_api(learner, experiment, split="train", episodes=6, ways=5)
+    shots = evaluate_api(learner, experiment, split="train", episodes=6, ways=5,
+                         variable="shots", max_support=12, max_queries=2)
+    assert (shots.ways, shots.shots, fixed.shots) == (5, None, 1)
+    with pytest.raises(SystemExit):
+        run_in_process(evaluate, [*flags_, "--variable=ways_and_shots", "--max_queries=0"])
+    error = capsys.readouterr().err
+    assert error.startswith("tfmeta-evaluate: error: ") and error.count("\n") == 1
+    assert "`--max_queries`" in error and "Received: --max_queries=0" in error
+
+
+def test_kernel_initializer_flag_reaches_the_backbone(tmp_path):
+    """--kernel_initializer=torch: every convolution's bias starts uniform in +-1/sqrt(fan_in)."""
+    import math
+
+    from tfmeta.cli import builders
+    from tfmeta.cli.experiment import Experiment
+
+    experiment = Experiment(dataset="image_folder", learner="protonet", image_size=16,
+                            kernel_initializer="torch")
+    model = builders.backbone(experiment)
+    bias = np.asarray(model.get_layer("block1_conv").bias)
+    assert np.any(bias != 0) and np.abs(bias).max() <= 1 / math.sqrt(9 * 64)
+    with pytest.raises(ValueError, match=r"`--kernel_initializer`: expected one of keras, "
+                       r"torch. Received: --kernel_initializer='pytorch'"):
+        Experiment(kernel_initializer="pytorch")

@@ -5,7 +5,11 @@ from collections.abc import Sequence
 import keras
 
 from tfmeta.backbones.image_input import check_image_shape
-from tfmeta.backbones.initialization import check_kernel_initializer, layer_initializers
+from tfmeta.backbones.initialization import (
+    DEFAULT_KERNEL_INITIALIZER,
+    check_kernel_initializer,
+    layer_initializers,
+)
 from tfmeta.data.arguments import check_int_in_range
 from tfmeta.layers.batch_normalization import BatchNormalization
 from tfmeta.layers.conv_batch_normalization import ConvBatchNormalization
@@ -17,7 +21,7 @@ def conv4(
     num_classes: int | None = None,
     batch_norm_momentum: float = 0.9,
     name: str = "conv4",
-    kernel_initializer: str = "keras",
+    kernel_initializer: str = DEFAULT_KERNEL_INITIALIZER,
 ) -> keras.Model:
     """Builds conv4: four blocks of [conv 3x3, batch norm, ReLU, max-pool 2].
 

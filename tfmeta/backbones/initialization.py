@@ -10,6 +10,8 @@ import keras
 from tfmeta.data.arguments import check_choice
 
 KERNEL_INITIALIZERS = ("keras", "torch")
+# The default of conv4 and ResNet-12 (and of tfmeta-train's --kernel_initializer).
+DEFAULT_KERNEL_INITIALIZER = "keras"
 
 
 def check_kernel_initializer(value: Any) -> str:

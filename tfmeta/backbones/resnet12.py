@@ -5,7 +5,11 @@ from collections.abc import Sequence
 import keras
 
 from tfmeta.backbones.image_input import check_image_shape
-from tfmeta.backbones.initialization import check_kernel_initializer, layer_initializers
+from tfmeta.backbones.initialization import (
+    DEFAULT_KERNEL_INITIALIZER,
+    check_kernel_initializer,
+    layer_initializers,
+)
 from tfmeta.layers.batch_normalization import BatchNormalization
 from tfmeta.layers.drop_block import DropBlock
 
@@ -21,7 +25,7 @@ def resnet12(
     drop_block_size: int = 5,
     batch_norm_momentum: float = 0.9,
     name: str = "resnet12",
-    kernel_initializer: str = "keras",
+    kernel_initializer: str = DEFAULT_KERNEL_INITIALIZER,
 ) -> keras.Model:
     """Builds ResNet-12: four residual blocks of three 3x3 convolutions, then 2x2 max-pools.
 

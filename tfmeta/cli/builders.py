@@ -157,9 +157,11 @@ def backbone(experiment: Experiment,
                                        num_classes=head, seed=experiment.seed,
                                        hash_buckets=experiment.hash_buckets or None)
     if experiment.backbone == "conv4":
-        return backbones.conv4(image_shape, filters=experiment.filters, num_classes=head)
+        return backbones.conv4(image_shape, filters=experiment.filters, num_classes=head,
+                               kernel_initializer=experiment.kernel_initializer)
     if experiment.backbone == "resnet12":
-        return backbones.resnet12(image_shape, num_classes=head)
+        return backbones.resnet12(image_shape, num_classes=head,
+                                  kernel_initializer=experiment.kernel_initializer)
     if head is None:
         *hidden, embedding = experiment.hidden_units
         return backbones.mlp(image_shape, hidden_units=hidden, output_units=embedding)

@@ -3,6 +3,7 @@
 Usage:
   tfmeta-evaluate --model_dir=runs/protonet
   tfmeta-evaluate --model_dir=runs/protonet --ways=20 --shots=5 --episodes=1000 --output=r.json
+  tfmeta-evaluate --model_dir=runs/tiny_imagenet --dataset=omniglot --variable=ways_and_shots
 
 Loads <model_dir>/learner.keras and experiment.json (written by tfmeta-train),
 samples --episodes episodes of --split (the same episodes for the same --seed),
@@ -45,7 +46,7 @@ from absl import flags
 
 from tfmeta.cli import builders, launcher, paths
 from tfmeta.cli.evaluation import evaluate, load_trained, trained_experiment
-from tfmeta.cli.experiment import check_class_splits
+from tfmeta.cli.experiment import VARIABLE_EPISODES, check_class_splits
 from tfmeta.cli.rollout_evaluation import evaluate_in_simulator
 from tfmeta.distribute.cpu_threads import cpu_threads_for
 
@@ -94,6 +95,14 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> list[flags.Flag
                             "trained on banking77; default: the run's).", **fv),
         flags.DEFINE_integer("class_split", None, "The class split of the intent dataset "
                              "evaluated (default: the run's).", **fv),
+        flags.DEFINE_enum("variable", None, VARIABLE_EPISODES, "Meta-Dataset's variable "
+                          "episodes instead of the run's kind: none; shots (--ways fixed); "
+                          "ways_and_shots (ways uniform in [5, --ways], --ways default 50) "
+                          "(default: the run's --variable).", **fv),
+        flags.DEFINE_integer("max_support", None, "Variable episodes: the most support "
+                             "examples of an episode (default: the run's).", **fv),
+        flags.DEFINE_integer("max_queries", None, "Variable episodes: the most query examples "
+                             "per class (default: the run's).", **fv),
         flags.DEFINE_string("output", None, "Also write the result as JSON to this file.",
                             **fv),
         launcher.define_cpu_threads_flag(flag_values),
@@ -136,6 +145,8 @@ def main(argv: list[str], flag_values: flags.FlagValues = flags.FLAGS) -> None:
             batch_size=flag_values.batch_size, seed=flag_values.seed, data_dir=data_dir,
             dataset=flag_values.dataset, image_size=flag_values.image_size,
             intent_dataset=flag_values.intent_dataset, class_split=flag_values.class_split,
+            variable=flag_values.variable, max_support=flag_values.max_support,
+            max_queries=flag_values.max_queries,
         )
         print(result)
         if flag_values.output is not None:

@@ -18,6 +18,7 @@ from tfmeta import data, metrics
 from tfmeta.cli import builders, paths
 from tfmeta.cli.experiment import EXPERIMENT_FILE, Experiment
 from tfmeta.cli.training import LEARNER_FILE, evaluation_batch_size
+from tfmeta.data.episode_shape import MAX_WAYS
 from tfmeta.learners import GradientLearner, MetaLearner, ProtoNet
 from tfmeta.learners.finite import non_finite_weights
 from tfmeta.learners.padding import QUERY_MASK, real_mask
@@ -160,6 +161,9 @@ def evaluate(
     image_size: int | None = None,
     intent_dataset: str | None = None,
     class_split: int | None = None,
+    variable: str | None = None,
+    max_support: int | None = None,
+    max_queries: int | None = None,
 ) -> EvaluationResult:
     """Evaluates `learner` on `episodes` new episodes of `split`, in meta-batches.
 
@@ -193,6 +197,12 @@ def evaluate(
             sentences need no conversion, and the run's `drop_intents` (its training
             side's) do not apply to it.
         class_split: The class split of the intent dataset evaluated (default: the run's).
+        variable: Meta-Dataset's variable episodes instead of the run's own kind: "none",
+            "shots" (`ways` fixed) or "ways_and_shots" (`ways` is then the most ways,
+            default 50; `shots` and `queries` are sampled).
+        max_support: With variable shots, the most support examples (default: the run's).
+        max_queries: With variable episodes, the most queries per class (default: the
+            run's).
 
     Returns:
         An `EvaluationResult`.
@@ -203,7 +213,10 @@ def evaluate(
     """
     data_dir = experiment.data_dir if data_dir is None else data_dir
     source = _evaluation_source(experiment, dataset, image_size, intent_dataset, class_split)
+    source = _episode_kind(source, variable, max_support, max_queries)
     ways_given = ways is not None
+    if not ways_given and source.variable == "ways_and_shots" != experiment.variable:
+        ways = MAX_WAYS  # Meta-Dataset's most ways, for a run trained on other episodes.
     ways = experiment.eval_ways if ways is None else ways
     shots = experiment.eval_shots if shots is None else shots
     queries = experiment.eval_queries if queries is None else queries
@@ -251,8 +264,8 @@ def evaluate(
         mean=mean,
         ci95=ci95 if values.size > 1 else None,
         episodes=int(values.size),
-        ways=None if experiment.regression or experiment.variable == "ways_and_shots" else ways,
-        shots=None if experiment.variable != "none" and not experiment.regression else shots,
+        ways=None if experiment.regression or source.variable == "ways_and_shots" else ways,
+        shots=None if source.variable != "none" and not experiment.regression else shots,
     )
 
 
@@ -299,6 +312,24 @@ def _evaluation_source(experiment: Experiment, dataset: str | None, image_size: 
         # The intents dropped from the training side are the source dataset's.
         changes.update(intent_dataset=intent_dataset, drop_intents=())
     return dataclasses.replace(experiment, **changes)
+
+
+def _episode_kind(source: Experiment, variable: str | None, max_support: int | None,
+                  max_queries: int | None) -> Experiment:
+    """`source` with the evaluation's kind of episodes (fixed or Meta-Dataset's variable)."""
+    changes = {name: value for name, value in (("variable", variable),
+                                               ("max_support", max_support),
+                                               ("max_queries", max_queries))
+               if value is not None}
+    if not changes:
+        return source
+    if source.regression:
+        name = sorted(changes)[0]
+        raise ValueError(
+            f"Invalid value for flag `--{name}`: variable episodes are classification episodes "
+            f"and {source.dataset} is a regression dataset. Received: --{name}={changes[name]!r}"
+        )
+    return dataclasses.replace(source, **changes)  # Experiment checks the values.
 
 
 def _converted(episodes: tf.data.Dataset, source: Experiment,

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tfmeta import data
+from tfmeta.backbones.initialization import DEFAULT_KERNEL_INITIALIZER, KERNEL_INITIALIZERS
 from tfmeta.data.class_splits import class_split_changes
 
 VARIABLE_EPISODES = ("none", "shots", "ways_and_shots")
@@ -138,6 +139,8 @@ class Experiment:
         distance: ProtoNet's "squared_euclidean" (the paper) or "cosine" (with a learned
             scale).
         filters: Filters of each conv4 convolution.
+        kernel_initializer: How conv4's and ResNet-12's weights start: "keras" (Glorot
+            uniform kernels, zero biases) or "torch" (PyTorch's uniform(+-1/sqrt(fan_in))).
         hidden_units: Widths of the MLP's hidden layers.
         output_activation: The regression MLP's output, "linear" or "tanh" (actions in
             [-1, 1]).
@@ -216,6 +219,7 @@ class Experiment:
     hash_buckets: int = 0
     distance: str = "squared_euclidean"
     filters: int = 64
+    kernel_initializer: str = DEFAULT_KERNEL_INITIALIZER
     hidden_units: tuple[int, ...] = (40, 40)
     output_activation: str = "linear"
     adapt_layers: tuple[str, ...] = ()
@@ -361,6 +365,7 @@ class Experiment:
         _choice("scheme", self.scheme, SCHEMES)
         _choice("backbone", self.backbone, BACKBONES)
         _choice("distance", self.distance, DISTANCES)
+        _choice("kernel_initializer", self.kernel_initializer, KERNEL_INITIALIZERS)
         if self.data_dir is not None and not isinstance(self.data_dir, str):
             raise _invalid("data_dir", "a folder path or None", self.data_dir)
         _choice("output_activation", self.output_activation, OUTPUT_ACTIVATIONS)

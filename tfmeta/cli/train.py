@@ -20,6 +20,7 @@ import dataclasses
 from absl import flags
 
 from tfmeta import data
+from tfmeta.backbones.initialization import KERNEL_INITIALIZERS
 from tfmeta.cli import launcher
 from tfmeta.cli.experiment import (
     BACKBONES,
@@ -185,6 +186,10 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> list[flags.Flag
         flags.DEFINE_enum("distance", d.distance, DISTANCES, "ProtoNet: squared_euclidean "
                           "(the paper) or cosine (with a learned scale).", **fv),
         flags.DEFINE_integer("filters", d.filters, "conv4: filters of each convolution.", **fv),
+        flags.DEFINE_enum("kernel_initializer", d.kernel_initializer, KERNEL_INITIALIZERS,
+                          "conv4, resnet12: keras (Glorot-uniform kernels, zero biases) or "
+                          "torch (PyTorch's default, kernels and biases uniform in "
+                          "+-1/sqrt(fan_in)).", **fv),
         flags.DEFINE_list("hidden_units", [str(u) for u in d.hidden_units], "mlp: widths of "
                           "the hidden layers (ProtoNet: the last is the embedding).", **fv),
         flags.DEFINE_enum("output_activation", d.output_activation, OUTPUT_ACTIVATIONS,
