@@ -415,6 +415,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--output_dir", default=None,
                         help="default: benchmarks/<dataset>_results")
     parser.add_argument("--tag", default="", help="suffix of the output file names")
+    parser.add_argument("--save_model", default=None,
+                        help="also save the trained learner to this .keras file (e.g. for "
+                             "benchmarks/domain_adaptation.py)")
     args = parser.parse_args(argv)
 
     import keras
@@ -496,6 +499,9 @@ def main(argv=None) -> dict:
     after_meta_stage = None
     if r.meta_stage_episodes:
         learner, after_meta_stage = meta_stage(learner, r, args.seed, args.data_dir, timer)
+    if args.save_model:
+        Path(args.save_model).parent.mkdir(parents=True, exist_ok=True)
+        learner.save(args.save_model)
     start = time.perf_counter()
     accuracy, ci95 = evaluate(learner, r, "test", test_episodes, args.seed + 2, args.data_dir)
     test_time = time.perf_counter() - start
