@@ -14,8 +14,9 @@ and prints the mean per-episode query accuracy (MSE for regression) with its
 
 A Meta-World run (--dataset=metaworld) is also evaluated in the simulator with
 --rollouts=N: for each of N held-out goals, the learner adapts once to --shots
-demonstrations of the goal and acts closed loop for the run's horizon; it prints
-the success rate with its 95% Wilson interval, e.g.
+demonstrations of the goal (--starts=other_tasks: one demonstration of each of
+--shots other tasks of the goal's type, ML10's new starts) and acts closed loop
+for the run's horizon; it prints the success rate with its 95% Wilson interval, e.g.
 
   tfmeta-evaluate --model_dir=runs/push --rollouts=50 --shots=1 --starts=moved --output=r.json
   success: 0.9400 [0.8378, 0.9794] (95% Wilson, 50 rollouts, 1-shot, push-v3 ML1, moved starts)
@@ -48,6 +49,7 @@ from tfmeta.cli import builders, launcher, paths
 from tfmeta.cli.evaluation import evaluate, load_trained, trained_experiment
 from tfmeta.cli.experiment import VARIABLE_EPISODES, check_class_splits
 from tfmeta.cli.rollout_evaluation import evaluate_in_simulator
+from tfmeta.data.control.evaluation import STARTS
 from tfmeta.distribute.cpu_threads import cpu_threads_for
 
 PROGRAM = "tfmeta-evaluate"
@@ -81,9 +83,12 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> list[flags.Flag
         flags.DEFINE_integer("rollouts", None, "Meta-World runs: evaluate in the simulator "
                              "on this many held-out goals (one closed-loop rollout each) "
                              "instead of the query MSE.", lower_bound=1, **fv),
-        flags.DEFINE_enum("starts", "own", ("own", "moved"), "--rollouts: each goal's own "
-                          "start, or moved (the object starts where another test goal's task "
-                          "starts it; the demonstrations keep the goal's own start).", **fv),
+        flags.DEFINE_enum("starts", "own", STARTS, "--rollouts: own (demonstrations of the "
+                          "goal from its own start, where the rollout starts), moved (the "
+                          "rollout's object starts where another test goal's task starts it) "
+                          "or other_tasks (one demonstration of each of --shots other tasks "
+                          "of the goal's type; the rollout starts at the goal's own start).",
+                          **fv),
         flags.DEFINE_string("dataset", None, "Cross-domain evaluation: another dataset "
                             "(e.g. omniglot for a model trained on tiny_imagenet), its images "
                             "converted to the model's size and channels (default: the run's "

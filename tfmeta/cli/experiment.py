@@ -30,6 +30,7 @@ TEXT_BACKBONES = ("bag_of_ngrams",)
 DISTANCES = ("squared_euclidean", "cosine")
 OUTPUT_ACTIVATIONS = ("linear", "tanh")
 METAWORLD_BENCHMARKS = ("ML1", "ML10", "ML45")
+METAWORLD_STARTS = ("own", "other_tasks")
 
 EXPERIMENT_FILE = "experiment.json"
 # The key of experiment.json holding the recorded class split (not a setting, not a flag).
@@ -130,6 +131,8 @@ class Experiment:
         metaworld_action_noise: Standard deviation of the demonstrations' action noise.
         metaworld_demonstrations: Demonstrations recorded per goal.
         metaworld_goals: Use only the first this many goals of each task type (default: all).
+        metaworld_starts: "own" (an episode's demonstrations are of one goal) or
+            "other_tasks" (of one task type, across its goals: ML10's new starts).
         backbone: "conv4" or "resnet12" (images), "mlp" (images, vectors), "bag_of_ngrams"
             (raw text: TF-IDF
             n-grams adapted to the training split's sentences, and a learned projection).
@@ -214,6 +217,7 @@ class Experiment:
     metaworld_action_noise: float = 0.1
     metaworld_demonstrations: int = 10
     metaworld_goals: int | None = None
+    metaworld_starts: str = "own"
     backbone: str = "conv4"
     embedding_dim: int = 256
     hash_buckets: int = 0
@@ -375,6 +379,7 @@ class Experiment:
                            self.metaworld_task)
         if self.metaworld_goals is not None:
             _positive_int("metaworld_goals", self.metaworld_goals)
+        _choice("metaworld_starts", self.metaworld_starts, METAWORLD_STARTS)
         _positive_float("metaworld_action_noise", self.metaworld_action_noise, zero=True)
         if not isinstance(self.intent_dataset, str) or not self.intent_dataset:
             raise _invalid("intent_dataset", "a folder name under <root>/intent/",

@@ -31,6 +31,7 @@ from tfmeta.cli.experiment import (
     LEARNERS,
     LR_DECAYS,
     METAWORLD_BENCHMARKS,
+    METAWORLD_STARTS,
     OPTIMIZERS,
     OUTPUT_ACTIVATIONS,
     SCHEMES,
@@ -174,6 +175,10 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> list[flags.Flag
         flags.DEFINE_integer("metaworld_goals", d.metaworld_goals, "--dataset=metaworld: use "
                              "only the first this many goals of each task type (default: "
                              "all).", **fv),
+        flags.DEFINE_enum("metaworld_starts", d.metaworld_starts, METAWORLD_STARTS,
+                          "--dataset=metaworld: own (an episode is one goal's "
+                          "demonstrations) or other_tasks (one task type's, across its goals, "
+                          "as tfmeta-evaluate --rollouts --starts=other_tasks adapts).", **fv),
         flags.DEFINE_enum("backbone", d.backbone, BACKBONES, "Network: conv4 or resnet12 (images), "
                           "mlp, or "
                           "bag_of_ngrams (raw text; vocabulary adapted to the training "

@@ -129,6 +129,23 @@ def test_episodes_follow_the_regression_contract_with_the_goal_slots_zero(reach,
         np.testing.assert_array_equal(support_y[:100], reach.actions[rows[0]])
 
 
+def test_other_tasks_episodes_draw_distinct_demonstrations_across_the_types_goals(
+        reach, shared_cache, no_simulation):
+    dataset = data.metaworld("reach-v3", "test", shots=2, queries=1, meta_batch_size=8,
+                             seed=0, starts="other_tasks", cache_dir=shared_cache, **SMALL)
+    inputs, query_y = next(iter(dataset))
+    assert inputs["support_x"].shape == (8, 200, 39) and query_y.shape == (8, 100, 4)
+    mixed = 0
+    for support_x, query_x in zip(inputs["support_x"].numpy(), inputs["query_x"].numpy()):
+        rows = [int(np.flatnonzero((reach.observations == demo).all(axis=(1, 2)))[0])
+                for demo in (support_x[:100], support_x[100:], query_x)]
+        assert len(set(rows)) == 3  # Three different demonstrations of the type ...
+        mixed += len({int(reach.goal[row]) for row in rows}) > 1
+    # ... drawn across its goals: only 2 of the 20 triples of 6 (2 goals x 3) share a goal
+    # ("own" episodes always do).
+    assert mixed >= 6
+
+
 def test_the_registry_builds_it_from_the_flags_options(reach, shared_cache, monkeypatch,
                                                        no_simulation):
     monkeypatch.setenv("TFMETA_CACHE_DIR", str(shared_cache))
@@ -150,6 +167,7 @@ def test_the_registry_builds_it_from_the_flags_options(reach, shared_cache, monk
     ({"horizon": 501}, "`horizon`: expected an integer between 1 and 500"),
     ({"action_noise": -0.1}, "`action_noise`: expected a non-negative finite number"),
     ({"shots": 5, "queries": 6, "demonstrations": 10}, "shots \\+ queries to be at most 10"),
+    ({"starts": "moved"}, "`starts`: expected one of 'own', 'other_tasks'"),
 ])
 def test_bad_input_is_one_line_before_any_simulation(arguments, message, no_simulation):
     with pytest.raises(ValueError, match=message) as error:

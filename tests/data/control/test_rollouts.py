@@ -148,3 +148,61 @@ def test_evaluation_refuses_more_rollouts_than_goals_before_simulating(no_simula
         evaluation.evaluate_rollouts(lambda x, y: None, task="reach-v3", rollouts=51)
     with pytest.raises(ValueError, match="`shots`: expected an integer between 1 and 10"):
         evaluation.evaluate_rollouts(lambda x, y: None, task="reach-v3", shots=11)
+
+
+def test_other_tasks_starts_adapt_on_sibling_tasks_and_roll_out_from_the_goals_own_start(
+        tmp_path, monkeypatch):
+    monkeypatch.setenv("TFMETA_CACHE_DIR", str(tmp_path))
+    settings = {"task": "push-v3", "rollouts": 2, "horizon": 60, "demonstrations": 2,
+                "verbose": False}
+    supports = []
+
+    def replay(support_x, support_y):
+        supports.append(support_x)
+        def policy(observations):
+            distances = ((support_x - observations[:, None]) ** 2).sum(-1)
+            return support_y[np.arange(len(observations)), distances.argmin(1)]
+        return policy
+
+    result, outcome = evaluation.evaluate_rollouts(replay, shots=1, starts="other_tasks",
+                                                   **settings)
+    assert result.starts == "other_tasks" and result.episodes == 2 and result.shots == 1
+    demos = evaluation.load_demonstrations("push-v3", "test", horizon=60, demonstrations=2,
+                                           goals_per_type=2, verbose=False)
+    # Goal 0 adapts on goal 1's first demonstration and goal 1 on goal 0's, never its own.
+    np.testing.assert_array_equal(supports[0][0], demos.observations[demos.of_goal(1)[0]])
+    np.testing.assert_array_equal(supports[0][1], demos.observations[demos.of_goal(0)[0]])
+    # The rollout starts at each goal's own start (its own object start and goal).
+    two = simulator.goals("ML1", ("push-v3",), "test", goals_per_type=2)
+    np.testing.assert_allclose(outcome.object_starts[:, :2], [g.rand_vec[:2] for g in two],
+                               atol=1e-6)
+    np.testing.assert_allclose(outcome.goal_positions[:, :2], [g.rand_vec[3:5] for g in two],
+                               atol=1e-6)
+
+
+def test_other_tasks_support_rows_take_one_demonstration_of_each_next_sibling():
+    demos = evaluation.Demonstrations(
+        None, None, np.array([0, 0, 1, 2, 2, 3, 4]), None, None, None, None,
+        np.array(["a-v3/0", "a-v3/1", "a-v3/2", "b-v3/0", "b-v3/1"]))
+    assert evaluation.support_rows(demos, 0, 2, "other_tasks").tolist() == [2, 3]
+    assert evaluation.support_rows(demos, 2, 2, "other_tasks").tolist() == [0, 2]
+    # Never the goal's own, never another type's: b-v3/0 has one sibling only.
+    assert evaluation.support_rows(demos, 3, 2, "other_tasks").tolist() == [6]
+    assert evaluation.support_rows(demos, 0, 2, "own").tolist() == [0, 1]
+    demos = demos._replace(observations=np.zeros([7, 3, 39]), actions=np.zeros([7, 3, 4]))
+    with pytest.warns(UserWarning, match="2 goals have fewer than 2 successful support"):
+        support_x, _, kept = evaluation.support_sets(demos, 2, "other_tasks")
+    assert kept.tolist() == [0, 1, 2] and support_x.shape == (3, 6, 39)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"starts": "elsewhere"}, "`starts`: expected one of 'own', 'moved', 'other_tasks'"),
+    ({"starts": "other_tasks", "shots": 50},
+     "`shots`: expected an integer between 1 and 49 \\(starts='other_tasks' takes one"),
+    ({"starts": "own", "shots": 11}, "`shots`: expected an integer between 1 and 10"),
+])
+def test_other_tasks_bad_input_is_one_line_before_any_simulation(arguments, message,
+                                                                 no_simulation):
+    with pytest.raises(ValueError, match=message) as error:
+        evaluation.evaluate_rollouts(lambda x, y: None, task="reach-v3", **arguments)
+    assert "\n" not in str(error.value)

@@ -1,7 +1,7 @@
 """Few-shot imitation evaluated in the simulator: adapt once on K demonstrations, act.
 
-For each held-out goal, `evaluate_rollouts` takes K recorded demonstrations of that goal
-(from the goal's own start), builds one policy for all goals from them (a learner adapts
+For each held-out goal, `evaluate_rollouts` takes K recorded demonstrations (`starts`
+says whose: see `STARTS`), builds one policy for all goals from them (a learner adapts
 once: `learner_policy`), runs the goals in lockstep for `horizon` steps and reports the
 success rate with its 95% Wilson interval, the mean return and the steps to success.
 """
@@ -24,6 +24,16 @@ from tfmeta.data.arguments import check_choice, check_int_in_range
 from tfmeta.data.control import rollouts as rollouts_lib
 from tfmeta.data.control import simulator
 from tfmeta.data.control.demonstrations import Demonstrations, load_demonstrations
+
+# Where the rollout starts, relative to the K demonstrations it adapts on:
+# - "own": demonstrations of the goal, from its own start; the rollout starts there too
+#   (the standard protocol, where replaying the demonstrations succeeds);
+# - "moved": demonstrations of the goal from its own start; the rollout's object starts
+#   where another goal's task starts it (`rollouts.start_vectors`);
+# - "other_tasks": one demonstration of each of K OTHER tasks of the goal's type (other
+#   object starts and goals), none of the goal itself; the rollout starts at the goal's
+#   own start (ML10's "new starts": a held-out task known only through its siblings).
+STARTS = (*rollouts_lib.STARTS, "other_tasks")
 
 # make_policy(support_x [G, K*H, 39], support_y [G, K*H, 4]) -> policy([G, 39]) -> [G, 4]
 PolicyFactory = Callable[[np.ndarray, np.ndarray], rollouts_lib.Policy]
@@ -94,16 +104,48 @@ def summarize(outcome: rollouts_lib.Rollouts, goal_names: list[str], **settings:
         per_task=per_task, **settings)
 
 
-def support_sets(demos: Demonstrations, shots: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The first `shots` demonstrations of each goal as support sets.
+def support_rows(demos: Demonstrations, goal: int, shots: int, starts: str = "own"
+                 ) -> np.ndarray:
+    """The rows of `demos` that form goal `goal`'s support set (fewer if too few exist).
+
+    "own" and "moved": the goal's first `shots` demonstrations. "other_tasks": the first
+    demonstration of each of the `shots` goals that follow `goal` among the recorded goals
+    of its task type (cyclically, skipping goals without a successful demonstration),
+    never one of `goal` itself.
+
+    Example (three goals of one type, two demonstrations each):
+    >>> demos = Demonstrations(*[None] * 2, np.array([0, 0, 1, 1, 2, 2]), *[None] * 4,
+    ...                        np.array(["push-v3/0", "push-v3/1", "push-v3/2"]))
+    >>> support_rows(demos, 2, 2).tolist(), support_rows(demos, 2, 2, "other_tasks").tolist()
+    ([4, 5], [0, 2])
+    """
+    if starts != "other_tasks":
+        return demos.of_goal(goal)[:shots]
+    types = [str(name).split("/")[0] for name in demos.goal_names]
+    siblings = [other for other in range(len(types)) if types[other] == types[goal]]
+    position = siblings.index(goal)
+    rows = []
+    for shift in range(1, len(siblings)):
+        donor = demos.of_goal(siblings[(position + shift) % len(siblings)])
+        if donor.size:
+            rows.append(donor[0])
+        if len(rows) == shots:
+            break
+    return np.asarray(rows, dtype=np.int64)
+
+
+def support_sets(demos: Demonstrations, shots: int, starts: str = "own"
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every goal's support set (`support_rows`), stacked.
 
     Returns:
-        `(support_x [G', K*H, 39], support_y [G', K*H, 4], goals [G'])`: the goals with at
-        least `shots` successful demonstrations (others are left out with a warning).
+        `(support_x [G', K*H, 39], support_y [G', K*H, 4], goals [G'])`: the goals with a
+        full support set of `shots` successful demonstrations (others are left out with a
+        warning).
     """
     xs, ys, kept = [], [], []
     for goal in range(len(demos.goal_names)):
-        rows = demos.of_goal(goal)[:shots]
+        rows = support_rows(demos, goal, shots, starts)
         if rows.size < shots:
             continue
         xs.append(demos.observations[rows].reshape([-1, simulator.OBSERVATION_DIM]))
@@ -111,11 +153,11 @@ def support_sets(demos: Demonstrations, shots: int) -> tuple[np.ndarray, np.ndar
         kept.append(goal)
     if len(kept) < len(demos.goal_names):
         warnings.warn(f"{len(demos.goal_names) - len(kept)} goals have fewer than {shots} "
-                      "successful demonstrations and are left out of the rollouts.",
-                      stacklevel=2)
+                      f"successful support demonstrations ({starts} starts) and are left out "
+                      "of the rollouts.", stacklevel=2)
     if not kept:
         raise ValueError(f"Invalid value for argument `shots`: no goal has {shots} successful "
-                         f"demonstrations. Received: shots={shots}")
+                         f"support demonstrations ({starts} starts). Received: shots={shots}")
     return np.stack(xs), np.stack(ys), np.asarray(kept)
 
 
@@ -152,6 +194,23 @@ def test_goals(task: str | None, benchmark: str, rollouts: int) -> tuple[tuple[s
     return types, per_type
 
 
+def check_support(shots: int, starts: str, demonstrations: int, per_type: int) -> int:
+    """Checks `shots` and `starts`; returns how many goals of each type to record.
+
+    "other_tasks" takes one demonstration from each of `shots` other goals of the type, so
+    it records at least `shots + 1` goals of each type (at most the 50 a type has).
+    """
+    check_choice("starts", starts, STARTS)
+    if starts != "other_tasks":
+        check_int_in_range("shots", shots, 1, demonstrations,
+                           f"demonstrations={demonstrations} are recorded per goal")
+        return per_type
+    check_int_in_range("shots", shots, 1, simulator.GOALS_PER_TYPE - 1,
+                       "starts='other_tasks' takes one demonstration from each of `shots` "
+                       f"other tasks of the type, which has {simulator.GOALS_PER_TYPE}")
+    return max(per_type, shots + 1)
+
+
 def evaluate_rollouts(
     make_policy: PolicyFactory,
     *,
@@ -170,9 +229,11 @@ def evaluate_rollouts(
 ) -> tuple[RolloutResult, rollouts_lib.Rollouts]:
     """Adapts to K demonstrations of each held-out goal and rolls the policy out.
 
-    The demonstrations come from each goal's own start (recorded and cached as
-    `tfmeta.data.metaworld`'s test split); with `starts="moved"` the rollout's object
-    starts where another goal's task starts it.
+    The demonstrations are recorded and cached as `tfmeta.data.metaworld`'s test split.
+    With `starts="own"` they are K demonstrations of the goal from its own start, where the
+    rollout starts too; with "moved" the rollout's object starts where another goal's task
+    starts it; with "other_tasks" they are one demonstration of each of K other tasks of
+    the goal's type and the rollout starts at the goal's own start (see `STARTS`).
 
     Args:
         make_policy: Builds one policy for all goals from their support sets
@@ -182,9 +243,10 @@ def evaluate_rollouts(
         shots: Demonstrations per goal, K.
         rollouts: Goals to roll out (one rollout each), spread over the task types.
         horizon: Steps of demonstrations and rollouts.
-        starts: "own" or "moved".
+        starts: "own", "moved" or "other_tasks" (see `STARTS`).
         action_noise: The demonstrations' action noise.
-        demonstrations: Demonstrations recorded per goal (at least `shots`).
+        demonstrations: Demonstrations recorded per goal (at least `shots`, except with
+            "other_tasks").
         seed: Seed of the demonstrations' noise.
         goal_seed: The benchmark's seed.
         goal_visible: Give the policy the goal-visible observations (ceilings only: the
@@ -198,9 +260,7 @@ def evaluate_rollouts(
         ValueError: Before any simulation, for bad settings.
     """
     types, per_type = test_goals(task, benchmark, rollouts)
-    shots = check_int_in_range("shots", shots, 1, demonstrations,
-                               f"demonstrations={demonstrations} are recorded per goal")
-    check_choice("starts", starts, rollouts_lib.STARTS)
+    recorded = check_support(shots, starts, demonstrations, per_type)
     available = len(simulator.goals(benchmark, types, "test", goal_seed, per_type))
     if available < rollouts:
         raise ValueError(
@@ -209,16 +269,17 @@ def evaluate_rollouts(
     demos = load_demonstrations(
         task, "test", benchmark=benchmark, horizon=horizon, action_noise=action_noise,
         demonstrations=demonstrations, seed=seed, goal_seed=goal_seed,
-        goals_per_type=per_type, verbose=verbose)
-    goals = simulator.goals(benchmark, types, "test", goal_seed, per_type)
-    support_x, support_y, kept = support_sets(demos, shots)
+        goals_per_type=recorded, verbose=verbose)
+    goals = simulator.goals(benchmark, types, "test", goal_seed, recorded)
+    support_x, support_y, kept = support_sets(demos, shots, starts)
     # Round-robin over the task types, then the first `rollouts`.
     order = sorted(range(len(kept)), key=lambda i: (goals[kept[i]].index, i))[:rollouts]
     support_x, support_y, kept = support_x[order], support_y[order], kept[order]
     chosen = [goals[i] for i in kept]
     policy = make_policy(support_x, support_y)
     outcome = rollouts_lib.rollout(policy, chosen, benchmark=benchmark, horizon=horizon,
-                                   starts=starts, goal_seed=goal_seed,
+                                   starts="own" if starts == "other_tasks" else starts,
+                                   goal_seed=goal_seed,
                                    goal_visible=goal_visible, verbose=verbose)
     result = summarize(outcome, [str(demos.goal_names[i]) for i in kept], shots=shots,
                        starts=starts, task=task or simulator.ALL_TASKS, benchmark=benchmark,

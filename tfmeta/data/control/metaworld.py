@@ -8,7 +8,12 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
-from tfmeta.data.arguments import check_int_in_range, check_seed, check_shots_and_queries
+from tfmeta.data.arguments import (
+    check_choice,
+    check_int_in_range,
+    check_seed,
+    check_shots_and_queries,
+)
 from tfmeta.data.control import simulator
 from tfmeta.data.control.demonstrations import (
     Demonstrations,
@@ -18,6 +23,12 @@ from tfmeta.data.control.demonstrations import (
 from tfmeta.data.episodes import episode_dataset
 from tfmeta.data.registry import DatasetSpec, register
 from tfmeta.data.sampling import EpisodeSampler
+
+# What an episode's demonstrations share: "own", one goal (support and query demonstrations
+# of it, from its own start); "other_tasks", one task type (its demonstrations drawn at
+# random across its goals, so support and query mostly come from different object starts
+# and goals), as the "other_tasks" rollouts adapt (`tfmeta.data.control.evaluation`).
+STARTS = ("own", "other_tasks")
 
 
 def metaworld(
@@ -35,6 +46,7 @@ def metaworld(
     demonstrations: int = 10,
     goals_per_type: int | None = None,
     goal_seed: int = 0,
+    starts: str = "own",
     cache_dir: str | os.PathLike[str] | None = None,
     verbose: bool = True,
 ) -> tf.data.Dataset:
@@ -43,9 +55,13 @@ def metaworld(
     Each episode is one goal (ML1: a goal of `task`; ML10/ML45: a goal of one task type,
     the training types in "train" and the held-out types in "test"). `shots`
     demonstrations of the goal form the support set and `queries` other demonstrations of
-    the same goal the query set. A demonstration is `horizon` consecutive states with the
-    goal slots `obs[36:39]` zero, each labelled with the scripted expert's noise-free
-    action there (in [-1, 1]); Gaussian action noise when recording makes them differ.
+    the same goal the query set. With `starts="other_tasks"` an episode is one task type
+    instead: `shots + queries` distinct demonstrations drawn at random among all of the
+    type's goals (mostly of different goals and object starts), the meta-training that
+    matches the "other_tasks" rollouts (ML10's new starts). A demonstration is `horizon`
+    consecutive states with the goal slots `obs[36:39]` zero, each labelled with the
+    scripted expert's noise-free action there (in [-1, 1]); Gaussian action noise when
+    recording makes them differ.
 
     S is static: every demonstration has exactly `horizon` real state-action pairs (the
     recording runs past the first success, as a rollout does), and the support set is the
@@ -74,6 +90,7 @@ def metaworld(
         demonstrations: Demonstrations recorded per goal (at least `shots + queries`).
         goals_per_type: Use only the first this many goals of each type (default: all).
         goal_seed: The benchmark's seed (which goals it draws).
+        starts: "own" (an episode is one goal) or "other_tasks" (one task type).
         cache_dir: Cache folder (default: `tfmeta.data.resolve_cache_dir()`).
         verbose: Progress bar while recording.
 
@@ -99,6 +116,7 @@ def metaworld(
     queries = check_int_in_range("queries", queries)
     meta_batch_size = check_int_in_range("meta_batch_size", meta_batch_size)
     seed = check_seed(seed)
+    check_choice("starts", starts, STARTS)
     check_shots_and_queries(shots, queries, demonstrations,
                             f"demonstrations={demonstrations} recorded per goal")
     del data_dir
@@ -106,7 +124,7 @@ def metaworld(
         task, split, benchmark=benchmark, horizon=horizon, action_noise=action_noise,
         demonstrations=demonstrations, seed=seed, goal_seed=goal_seed,
         goals_per_type=goals_per_type, cache_dir=cache_dir, verbose=verbose)
-    sampler = demonstration_sampler(demos, shots, queries, meta_batch_size, seed)
+    sampler = demonstration_sampler(demos, shots, queries, meta_batch_size, seed, starts)
 
     def to_pairs(inputs, query_y):
         del query_y  # The goal labels of a one-goal episode (all 0).
@@ -123,23 +141,35 @@ def metaworld(
 
 
 def demonstration_sampler(demos: Demonstrations, shots: int, queries: int,
-                          meta_batch_size: int, seed: int) -> EpisodeSampler:
-    """The one episode sampler over goals (classes) and their demonstrations (examples).
+                          meta_batch_size: int, seed: int, starts: str = "own"
+                          ) -> EpisodeSampler:
+    """The one episode sampler over goals (or task types) and their demonstrations.
 
-    An example is one demonstration, its states and actions side by side `[H, 39 + 4]`;
-    goals with fewer than `shots + queries` demonstrations are left out with a warning.
+    A class is a goal ("own") or a task type ("other_tasks": the demonstrations of its
+    goals, which are stored type by type); an example is one demonstration, its states and
+    actions side by side `[H, 39 + 4]`. Classes with fewer than `shots + queries`
+    demonstrations are left out with a warning.
     """
-    sizes = np.bincount(demos.goal, minlength=len(demos.goal_names))
+    names = [str(name) for name in demos.goal_names]
+    if starts == "other_tasks":
+        types = list(dict.fromkeys(name.split("/")[0] for name in names))
+        type_of_goal = np.asarray([types.index(name.split("/")[0]) for name in names],
+                                  np.int64)
+        group, names = type_of_goal[demos.goal], types
+    else:
+        group = demos.goal
+    unit = "goal" if starts == "own" else "task type"
+    sizes = np.bincount(group, minlength=len(names))
     usable = sizes >= shots + queries
     if not usable.any():
         raise ValueError(
             "Invalid values for arguments `shots` and `queries`: expected shots + queries to "
-            f"be at most {int(sizes.max())} (the successful demonstrations of the best goal). "
-            f"Received: shots={shots}, queries={queries}"
+            f"be at most {int(sizes.max())} (the successful demonstrations of the best "
+            f"{unit}). Received: shots={shots}, queries={queries}"
         )
     if not usable.all():
-        left_out = [str(name) for name in demos.goal_names[~usable]]
-        warnings.warn(f"Leaving out {len(left_out)} goals with fewer than {shots + queries} "
+        left_out = [name for name, kept in zip(names, usable) if not kept]
+        warnings.warn(f"Leaving out {len(left_out)} {unit}s with fewer than {shots + queries} "
                       f"successful demonstrations: {', '.join(left_out)}", stacklevel=3)
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     examples = np.concatenate([demos.observations, demos.actions], axis=-1)
@@ -155,6 +185,7 @@ OPTIONS = {
     "metaworld_action_noise": "action_noise",
     "metaworld_demonstrations": "demonstrations",
     "metaworld_goals": "goals_per_type",
+    "metaworld_starts": "starts",
 }
 
 
