@@ -1,8 +1,9 @@
-"""Few-shot imitation on Meta-World ML1: MAML behaviour cloning beside its baselines.
+"""Few-shot imitation on Meta-World ML1 and ML10: MAML behaviour cloning beside its baselines.
 
 Every method sees the same recorded demonstrations (goal hidden: obs[36:39] zero) and uses
 the same network (MLP 39-256-256-4, tanh), and every policy acts in the same lockstep
-rollouts (`tfmeta.data.control.rollouts`) on the 50 test goals:
+rollouts (`tfmeta.data.control.rollouts`) on the 50 test goals (ML10: 10 of each of the 5
+held-out task types):
 
 - maml: second-order MAML behaviour cloning, adapted once on the K demonstrations;
 - pooled_bc: behaviour cloning on all training demonstrations pooled, no adaptation;
@@ -17,11 +18,18 @@ demonstrations start exactly where the rollout starts, so scratch_bc and nn_repl
 by replaying them. Read every standard-protocol number beside those two rows, and beside
 the "moved" starts, where the object starts where another test goal's task starts it.
 
+ML10's new starts (`--starts=other_tasks`): each held-out goal is adapted on one
+demonstration of each of K OTHER tasks of its type (other object starts and goals), and
+MAML is meta-trained on episodes of one task type across its goals to match; fine-tuned
+and from-scratch BC choose their steps on training types under the same protocol.
+
 Usage:
   nice -n 10 python benchmarks/metaworld_imitation.py --task=push-v3 --shots=1,5 --starts=own,moved
+  nice -n 10 python benchmarks/metaworld_imitation.py --benchmark=ML10 --task=all \
+      --shots=5,10 --starts=other_tasks --train_goals=20
 
 Prints one table per task (success with 95% Wilson intervals, wall and CPU seconds) and
-writes benchmarks/metaworld_results/<task>.json.
+writes benchmarks/metaworld_results/<task>.json (ML10: ML10_<task>.json).
 """
 
 from __future__ import annotations
@@ -131,18 +139,30 @@ def per_goal_policy(weights):
     return policy
 
 
-def choose_fine_tuning(make_weights, train_demos, shots, grid, goals=10):
-    """The (steps, rate) of `grid` with the lowest query MSE on TRAINING goals."""
+def choose_fine_tuning(make_weights, train_demos, shots, grid, goals=10, starts="own"):
+    """The (steps, rate) of `grid` with the lowest query MSE on TRAINING goals.
+
+    The support sets follow the evaluation's `starts` (`evaluation.support_rows`: "other_tasks"
+    adapts on other goals of the type); the query is a demonstration of the goal not in its
+    support. The goals are taken round-robin over the task types.
+    """
     support_x, support_y, query_x, query_y = [], [], [], []
-    usable = [goal for goal in range(len(train_demos.goal_names))
-              if train_demos.of_goal(goal).size > shots][:goals]
+    names = [str(name).split("/")[0] for name in train_demos.goal_names]
+    by_type = sorted(range(len(names)), key=lambda goal: (names[:goal + 1].count(names[goal]),
+                                                          goal))
+    usable = []
+    for goal in by_type:
+        rows = evaluation.support_rows(train_demos, goal, shots, starts)
+        own = [row for row in train_demos.of_goal(goal) if row not in rows]
+        if rows.size == shots and own:
+            usable.append((rows, own[0]))
+    usable = usable[:goals]
     goals = len(usable)
-    for goal in usable:
-        rows = train_demos.of_goal(goal)
-        support_x.append(train_demos.observations[rows[:shots]].reshape([-1, 39]))
-        support_y.append(train_demos.actions[rows[:shots]].reshape([-1, 4]))
-        query_x.append(train_demos.observations[rows[shots]])
-        query_y.append(train_demos.actions[rows[shots]])
+    for rows, query in usable:
+        support_x.append(train_demos.observations[rows].reshape([-1, 39]))
+        support_y.append(train_demos.actions[rows].reshape([-1, 4]))
+        query_x.append(train_demos.observations[query])
+        query_y.append(train_demos.actions[query])
     support_x, support_y = np.stack(support_x), np.stack(support_y)
     query_x, query_y = np.stack(query_x), np.stack(query_y)
     scores = {}
@@ -156,13 +176,16 @@ def choose_fine_tuning(make_weights, train_demos, shots, grid, goals=10):
 # === MAML behaviour cloning ===
 
 def train_maml(task, shots, *, steps, inner_steps, inner_rate, demonstrations, horizon, seed,
-               train_goals=None, first_order=False):
+               train_goals=None, first_order=False, benchmark="ML1", starts="own"):
     learner = tfmeta.MAML(policy_network(seed), inner_steps=inner_steps,
                           inner_learning_rate=inner_rate, first_order=first_order)
     learner.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
     dataset = tfmeta.data.metaworld(task, "train", shots=shots, queries=1, meta_batch_size=10,
-                                    horizon=horizon, demonstrations=demonstrations, seed=seed,
-                                    goals_per_type=train_goals, verbose=False)
+                                    benchmark=benchmark, horizon=horizon,
+                                    demonstrations=demonstrations, seed=seed,
+                                    goals_per_type=train_goals,
+                                    starts="other_tasks" if starts == "other_tasks" else "own",
+                                    verbose=False)
     learner.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
     return learner
 
@@ -177,10 +200,14 @@ def nn_replay(support_x, support_y):
 
 def run_task(args, task, save):
     rows = []
-    settings = {"task": task, "rollouts": args.rollouts, "horizon": args.horizon,
-                "demonstrations": args.demonstrations, "verbose": False}
+    settings = {"task": task, "benchmark": args.benchmark, "rollouts": args.rollouts,
+                "horizon": args.horizon, "demonstrations": args.demonstrations,
+                "verbose": False}
+    # MAML's episodes and the baselines' choice of steps follow the evaluation's protocol.
+    train_starts = "other_tasks" if "other_tasks" in args.starts else "own"
     with Clock() as clock:
-        train_demos = load_demonstrations(task, "train", horizon=args.horizon,
+        train_demos = load_demonstrations(task, "train", benchmark=args.benchmark,
+                                          horizon=args.horizon,
                                           demonstrations=args.demonstrations,
                                           goals_per_type=args.train_goals, verbose=True)
     print(f"[{task}] demonstrations: {train_demos.observations.shape[0]} training, failures "
@@ -200,9 +227,12 @@ def run_task(args, task, save):
             rows.append(row)
             save(rows)  # After every row: a run cut short keeps what it measured.
             low, high = result.interval
+            per_type = " ".join(f"{name.split('-v3')[0]} {value['mean']:.2f}"
+                                for name, value in result.per_task.items())
             print(f"[{task}] {method:13s} K={shots} {starts:5s} success {result.mean:.2f} "
                   f"[{low:.2f}, {high:.2f}]  train {row['train_wall_s']:.0f} s wall / "
-                  f"{row['train_cpu_s']:.0f} s CPU, rollouts {act.wall:.0f} s wall", flush=True)
+                  f"{row['train_cpu_s']:.0f} s CPU, rollouts {act.wall:.0f} s wall"
+                  + (f"  ({per_type})" if len(result.per_task) > 1 else ""), flush=True)
 
     with Clock() as visible_clock:
         visible = train_pooled_bc(train_demos, goal_visible=True, epochs=args.bc_epochs)
@@ -214,14 +244,18 @@ def run_task(args, task, save):
             maml[shots] = train_maml(
                 task, shots, steps=args.maml_steps, inner_steps=args.inner_steps,
                 inner_rate=args.inner_rate, demonstrations=args.demonstrations,
-                horizon=args.horizon, seed=0, train_goals=args.train_goals)
+                horizon=args.horizon, seed=0, train_goals=args.train_goals,
+                benchmark=args.benchmark, starts=train_starts)
         print(f"[{task}] MAML K={shots}: {args.maml_steps} meta-iterations in "
               f"{maml_clock[shots].wall:.0f} s wall, {maml_clock[shots].cpu:.0f} s CPU", flush=True)
-    goals = simulator.goals("ML1", (task,), "test")[:args.rollouts]
+    types, per_type = evaluation.test_goals(task, args.benchmark, args.rollouts)
+    goals = simulator.goals(args.benchmark, types, "test", 0, per_type)
+    # The rollout's goals: round-robin over the task types, the first `rollouts`.
+    goals = sorted(goals, key=lambda goal: (goal.index, types.index(goal.env_name)))
+    goals = goals[:args.rollouts]
 
     def expert(support_x, support_y):
         del support_x, support_y
-        # The rollout's goals are the first `rollouts` test goals, in order.
         return rollouts.expert_policy(goals)
 
     evaluate("expert", 1, expert, None, goal_visible=True)
@@ -237,13 +271,15 @@ def run_task(args, task, save):
         with Clock() as clock:
             tuned, scores = choose_fine_tuning(lambda g: stacked_weights(bc, g), train_demos,
                                                shots, [(s, r) for s in (10, 50, 200)
-                                                       for r in (1e-4, 1e-3)])
+                                                       for r in (1e-4, 1e-3)],
+                                               starts=train_starts)
         evaluate("finetuned_bc", shots, lambda sx, sy, tuned=tuned: per_goal_policy(
             fit_per_goal(stacked_weights(bc, len(sx)), sx, sy, *tuned)), clock,
             extra={"chosen_steps_rate": list(tuned)})
         with Clock() as clock:
             scratch, _ = choose_fine_tuning(lambda g: fresh_weights(g, 100), train_demos, shots,
-                                            [(s, 1e-3) for s in (100, 300, 1000)])
+                                            [(s, 1e-3) for s in (100, 300, 1000)],
+                                            starts=train_starts)
         evaluate("scratch_bc", shots, lambda sx, sy, scratch=scratch: per_goal_policy(
             fit_per_goal(fresh_weights(len(sx), 100), sx, sy, *scratch)), clock,
             extra={"chosen_steps_rate": list(scratch)})
@@ -252,7 +288,9 @@ def run_task(args, task, save):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--task", default="push-v3", help="comma-separated ML1 tasks")
+    parser.add_argument("--task", default="push-v3",
+                        help="comma-separated ML1 tasks, or all (ML10, ML45)")
+    parser.add_argument("--benchmark", default="ML1", choices=("ML1", "ML10", "ML45"))
     parser.add_argument("--shots", default="1,5")
     parser.add_argument("--starts", default="own,moved")
     parser.add_argument("--rollouts", type=int, default=50)
@@ -269,10 +307,11 @@ def main():
     args.starts = args.starts.split(",")
     RESULTS.mkdir(exist_ok=True)
     for task in args.task.split(","):
-        path = RESULTS / f"{task}.json"
+        prefix = "" if args.benchmark == "ML1" else f"{args.benchmark}_"
+        path = RESULTS / f"{prefix}{task}.json"
 
         def save(rows, task=task, path=path):
-            record = {"task": task, "benchmark": "ML1",
+            record = {"task": task, "benchmark": args.benchmark,
                       "machine": platform.processor() or platform.machine(),
                       "cores": os.cpu_count(), "settings": vars(args),
                       "caveat": "standard-protocol numbers measure memorisation: read them "

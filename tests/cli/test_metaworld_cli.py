@@ -74,3 +74,39 @@ def test_rollouts_of_a_run_on_other_data_are_refused_in_one_line(sinusoid_run, c
     error = capsys.readouterr().err.strip()
     assert error.startswith("tfmeta-evaluate: error: ") and "\n" not in error
     assert "need a run trained with --dataset=metaworld" in error
+
+
+@pytest.fixture(scope="module")
+def ml10_run(tmp_path_factory):
+    """A tiny ML10 run (2 goals of each of the 10 training types) meta-trained on episodes of
+    one task type across its goals (--metaworld_starts=other_tasks)."""
+    from tfmeta.cli import train
+
+    root = tmp_path_factory.mktemp("metaworld_ml10_run")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TFMETA_CACHE_DIR", str(root / "cache"))
+        run_in_process(train, [
+            "--dataset=metaworld", "--metaworld_task=all", "--metaworld_benchmark=ML10",
+            "--metaworld_goals=2", "--metaworld_horizon=100", "--metaworld_demonstrations=1",
+            "--metaworld_starts=other_tasks", "--backbone=mlp", "--hidden_units=16",
+            "--output_activation=tanh", "--shots=1", "--queries=1", "--meta_batch_size=2",
+            "--train_steps=2", "--steps_per_epoch=2", "--verbose=0",
+            f"--model_dir={root / 'run'}"])
+    return root
+
+
+@pytest.mark.slow  # Building ML10 costs ~9 s of CPU per process, recording 15 task types.
+def test_evaluate_rollouts_on_ml10_adapts_on_other_tasks_of_each_held_out_type(
+        ml10_run, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TFMETA_CACHE_DIR", str(ml10_run / "cache"))
+    output = tmp_path / "success.json"
+    run_in_process(evaluate, [f"--model_dir={ml10_run / 'run'}", "--rollouts=5", "--shots=1",
+                              "--starts=other_tasks", f"--output={output}"])
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("success: ") and "1-shot, all ML10, other_tasks starts)" in line
+    result = json.loads(output.read_text())
+    assert result["starts"] == "other_tasks" and result["benchmark"] == "ML10"
+    # One held-out goal of each of the five test types (each with a sibling to adapt on).
+    assert set(result["per_task"]) == {"drawer-open-v3", "door-close-v3", "shelf-place-v3",
+                                       "sweep-into-v3", "lever-pull-v3"}
+    assert result["episodes"] == 5

@@ -117,8 +117,13 @@ def metaworld(
     meta_batch_size = check_int_in_range("meta_batch_size", meta_batch_size)
     seed = check_seed(seed)
     check_choice("starts", starts, STARTS)
-    check_shots_and_queries(shots, queries, demonstrations,
-                            f"demonstrations={demonstrations} recorded per goal")
+    if starts == "own":
+        check_shots_and_queries(shots, queries, demonstrations,
+                                f"demonstrations={demonstrations} recorded per goal")
+    else:
+        goals = min(goals_per_type or simulator.GOALS_PER_TYPE, simulator.GOALS_PER_TYPE)
+        check_shots_and_queries(shots, queries, demonstrations * goals,
+                                f"{demonstrations} demonstrations x {goals} goals of a type")
     del data_dir
     demos = load_demonstrations(
         task, split, benchmark=benchmark, horizon=horizon, action_noise=action_noise,
