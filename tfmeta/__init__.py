@@ -56,6 +56,7 @@ from tfmeta.learners import (  # noqa: E402
     MetaLearner,
     ProtoNet,
     Reptile,
+    TestTimeAdaptation,
 )
 
 __version__ = "0.1.0"
@@ -67,6 +68,7 @@ __all__ = [
     "MetaLearner",
     "ProtoNet",
     "Reptile",
+    "TestTimeAdaptation",
     "__version__",
     "backbones",
     "baselines",

@@ -4,6 +4,13 @@ Usage:
   tfmeta-evaluate --model_dir=runs/protonet
   tfmeta-evaluate --model_dir=runs/protonet --ways=20 --shots=5 --episodes=1000 --output=r.json
   tfmeta-evaluate --model_dir=runs/tiny_imagenet --dataset=omniglot --variable=ways_and_shots
+  tfmeta-evaluate --model_dir=runs/protonet --dataset=omniglot --test_time_adaptation=tsa \
+      --adaptation_steps=40 --adaptation_learning_rate=0.005
+
+--test_time_adaptation=finetune|tsa (ProtoNet) adapts to each support set at test time by
+the prototype loss (tfmeta.TestTimeAdaptation): the whole encoder (finetune), or 1x1
+adapters beside its frozen convolutions and a feature alignment (tsa); the JSON then
+also holds "test_time_adaptation" (its config).
 
 Loads <model_dir>/learner.keras and experiment.json (written by tfmeta-train),
 samples --episodes episodes of --split (the same episodes for the same --seed),
@@ -51,6 +58,8 @@ from tfmeta.cli.experiment import VARIABLE_EPISODES, check_class_splits
 from tfmeta.cli.rollout_evaluation import evaluate_in_simulator
 from tfmeta.data.control.evaluation import STARTS
 from tfmeta.distribute.cpu_threads import cpu_threads_for
+from tfmeta.learners.support_augmentation import AUGMENTATIONS
+from tfmeta.learners.test_time_adaptation import METHODS, OPTIMIZER_NAMES, TestTimeAdaptation
 
 PROGRAM = "tfmeta-evaluate"
 SPLITS = ("train", "validation", "test")
@@ -108,6 +117,21 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> list[flags.Flag
                              "examples of an episode (default: the run's).", **fv),
         flags.DEFINE_integer("max_queries", None, "Variable episodes: the most query examples "
                              "per class (default: the run's).", **fv),
+        flags.DEFINE_enum("test_time_adaptation", None, METHODS, "ProtoNet: adapt to each "
+                          "support set at test time by the prototype loss: finetune the whole "
+                          "encoder, or fit task-specific adapters beside its frozen "
+                          "convolutions (tsa, Li et al. 2022).", **fv),
+        flags.DEFINE_integer("adaptation_steps", None, "--test_time_adaptation: optimizer "
+                             "steps per support set (default: 50 finetune, 40 tsa).",
+                             lower_bound=0, **fv),
+        flags.DEFINE_float("adaptation_learning_rate", None, "--test_time_adaptation: the "
+                           "step size (default: 0.01 finetune, 0.005 tsa).", **fv),
+        flags.DEFINE_enum("adaptation_optimizer", None, OPTIMIZER_NAMES,
+                          "--test_time_adaptation: the optimizer (default: sgd_momentum "
+                          "finetune, adam tsa).", **fv),
+        flags.DEFINE_enum("adaptation_augmentation", None, AUGMENTATIONS,
+                          "--test_time_adaptation: augment the support images at every step "
+                          "(seeded by --seed).", **fv),
         flags.DEFINE_string("output", None, "Also write the result as JSON to this file.",
                             **fv),
         launcher.define_cpu_threads_flag(flag_values),
@@ -124,6 +148,7 @@ def main(argv: list[str], flag_values: flags.FlagValues = flags.FLAGS) -> None:
         if flag_values.output is not None:
             # Checked first: an unwritable --output must not cost a whole evaluation.
             paths.writable_file(flag_values.output, "output")
+        adaptation = adaptation_from_flags(flag_values)
         # Before TensorFlow runs an operation (loading the learner does).
         trained = trained_experiment(flag_values.model_dir)
         if trained is not None:
@@ -152,10 +177,38 @@ def main(argv: list[str], flag_values: flags.FlagValues = flags.FLAGS) -> None:
             intent_dataset=flag_values.intent_dataset, class_split=flag_values.class_split,
             variable=flag_values.variable, max_support=flag_values.max_support,
             max_queries=flag_values.max_queries,
+            test_time_adaptation=adaptation,
         )
         print(result)
         if flag_values.output is not None:
             result.write_json(flag_values.output)
+
+
+ADAPTATION_FLAGS = {"adaptation_steps": "steps", "adaptation_learning_rate": "learning_rate",
+                    "adaptation_optimizer": "optimizer", "adaptation_augmentation": "augmentation"}
+
+
+def adaptation_from_flags(flag_values: flags.FlagValues) -> TestTimeAdaptation | None:
+    """The `TestTimeAdaptation` the flags ask for, or None; checked before any work."""
+    given = {flag: getattr(flag_values, flag) for flag in ADAPTATION_FLAGS
+             if getattr(flag_values, flag) is not None}
+    if flag_values.test_time_adaptation is None:
+        if given:
+            flag = next(iter(given))
+            raise ValueError(f"Invalid value for flag `--{flag}`: it sets the test-time "
+                             "adaptation, so it needs --test_time_adaptation=finetune|tsa. "
+                             f"Received: --{flag}={given[flag]}")
+        return None
+    try:
+        return TestTimeAdaptation(flag_values.test_time_adaptation, seed=flag_values.seed,
+                                  **{ADAPTATION_FLAGS[flag]: value
+                                     for flag, value in given.items()})
+    except ValueError as error:
+        message = str(error)
+        for flag, argument in ADAPTATION_FLAGS.items():
+            message = message.replace(f"argument `{argument}`", f"flag `--{flag}`").replace(
+                f"Received: {argument}=", f"Received: --{flag}=")
+        raise ValueError(message) from None
 
 
 def run() -> None:

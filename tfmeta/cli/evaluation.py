@@ -37,6 +37,8 @@ class EvaluationResult:
         ways: Classes per episode (None for regression and for variable ways).
         shots: Support examples per class (per task for regression; None for variable
             episodes, Meta-Dataset's).
+        test_time_adaptation: The `tfmeta.TestTimeAdaptation` config the learner adapted
+            with at test time, or None (then left out of `to_dict`).
 
     Example:
     >>> print(EvaluationResult("accuracy", 0.98712, 0.00213, 1000, 5, 1))
@@ -52,6 +54,7 @@ class EvaluationResult:
     episodes: int
     ways: int | None
     shots: int | None
+    test_time_adaptation: dict[str, Any] | None = None
 
     def __str__(self) -> str:
         setting = "variable-shot" if self.shots is None else f"{self.shots}-shot"
@@ -59,6 +62,10 @@ class EvaluationResult:
             setting = f"{self.ways}-way {setting}"
         elif self.metric == "accuracy":
             setting = f"variable-way {setting}"
+        adaptation = self.test_time_adaptation
+        if adaptation is not None:
+            setting += (f", test-time adaptation {adaptation['method']}: {adaptation['steps']} "
+                        f"steps at {adaptation['learning_rate']:g}")
         if self.ci95 is None:
             return (f"{self.metric}: {self.mean:.4f} ({self.episodes} episode: the 95% CI is "
                     f"undefined, {setting})")
@@ -68,11 +75,15 @@ class EvaluationResult:
     def to_dict(self) -> dict[str, Any]:
         """`{"metric", "mean", "ci95", "episodes", "ways", "shots"}`, ready for JSON.
 
+        Also `"test_time_adaptation"` (its config) when the learner adapted at test time.
         A value that is not a finite number (never produced by `evaluate`) becomes None,
         so the JSON is always valid.
         """
-        return {name: None if isinstance(value, float) and not math.isfinite(value) else value
-                for name, value in dataclasses.asdict(self).items()}
+        result = {name: None if isinstance(value, float) and not math.isfinite(value) else value
+                  for name, value in dataclasses.asdict(self).items()}
+        if result["test_time_adaptation"] is None:
+            del result["test_time_adaptation"]
+        return result
 
     def write_json(self, path: str | os.PathLike[str]) -> Path:
         """Writes `to_dict()` as JSON to `path` (parent folders created) and returns it."""
@@ -164,6 +175,7 @@ def evaluate(
     variable: str | None = None,
     max_support: int | None = None,
     max_queries: int | None = None,
+    test_time_adaptation: Any = None,
 ) -> EvaluationResult:
     """Evaluates `learner` on `episodes` new episodes of `split`, in meta-batches.
 
@@ -203,6 +215,9 @@ def evaluate(
         max_support: With variable shots, the most support examples (default: the run's).
         max_queries: With variable episodes, the most queries per class (default: the
             run's).
+        test_time_adaptation: None, "finetune", "tsa" or a `tfmeta.TestTimeAdaptation`:
+            evaluate the trained ProtoNet adapting to each support set at test time
+            (`ProtoNet.with_test_time_adaptation`, on the same encoder).
 
     Returns:
         An `EvaluationResult`.
@@ -237,6 +252,8 @@ def evaluate(
             f"steps. Received: --inner_steps={inner_steps} for {type(learner).__name__}"
         )
     _check_ways(learner, experiment, ways, given=ways_given)
+    if test_time_adaptation is not None:
+        learner = _adapting_at_test_time(learner, experiment, test_time_adaptation)
     batch = batch_size or evaluation_batch_size(experiment, episodes, ways, shots, queries)
     batch = min(batch, episodes)
 
@@ -266,7 +283,23 @@ def evaluate(
         episodes=int(values.size),
         ways=None if experiment.regression or source.variable == "ways_and_shots" else ways,
         shots=None if source.variable != "none" and not experiment.regression else shots,
+        test_time_adaptation=None if test_time_adaptation is None
+        else learner.test_time_adaptation.get_config(),
     )
+
+
+def _adapting_at_test_time(learner: MetaLearner, experiment: Experiment,
+                           test_time_adaptation: Any) -> MetaLearner:
+    """The learner on the same weights, compiled, adapting at test time."""
+    if not hasattr(learner, "with_test_time_adaptation"):
+        raise ValueError(
+            "Invalid value for flag `--test_time_adaptation`: test-time adaptation (finetune, "
+            "tsa) is an option of ProtoNet (Baseline in Python), whose support loss is "
+            f"the prototype loss. Received: --test_time_adaptation for "
+            f"{type(learner).__name__}"
+        )
+    return builders.compile_learner(learner.with_test_time_adaptation(test_time_adaptation),
+                                    experiment)
 
 
 def _evaluation_source(experiment: Experiment, dataset: str | None, image_size: int | None,

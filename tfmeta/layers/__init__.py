@@ -6,6 +6,7 @@ from tfmeta.layers.cosine_classifier import CosineClassifier
 from tfmeta.layers.drop_block import DropBlock
 from tfmeta.layers.hashed_ngrams import HashedNgrams
 from tfmeta.layers.prototype_logits import PrototypeLogits
+from tfmeta.layers.residual_adapter import ResidualAdapter
 
 __all__ = [
     "BatchNormalization",
@@ -14,4 +15,5 @@ __all__ = [
     "DropBlock",
     "HashedNgrams",
     "PrototypeLogits",
+    "ResidualAdapter",
 ]

@@ -6,5 +6,7 @@ from tfmeta.learners.maml import MAML
 from tfmeta.learners.meta_learner import MetaLearner
 from tfmeta.learners.protonet import ProtoNet
 from tfmeta.learners.reptile import Reptile
+from tfmeta.learners.test_time_adaptation import TestTimeAdaptation
 
-__all__ = ["MAML", "Baseline", "GradientLearner", "MetaLearner", "ProtoNet", "Reptile"]
+__all__ = ["MAML", "Baseline", "GradientLearner", "MetaLearner", "ProtoNet", "Reptile",
+           "TestTimeAdaptation"]

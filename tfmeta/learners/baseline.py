@@ -11,12 +11,21 @@ from keras.src.trainers import data_adapters
 
 from tfmeta.data.arguments import check_float, check_int_in_range, check_seed
 from tfmeta.layers.cosine_classifier import CosineClassifier
+from tfmeta.layers.prototype_logits import PrototypeLogits
 from tfmeta.learners.episode import embed_examples, unpack_episode
 from tfmeta.learners.finite import guard_step
 from tfmeta.learners.gradient_learner import GradientLearner
 from tfmeta.learners.inner_optimizers import inner_optimizer_from
 from tfmeta.learners.meta_learner import MetaLearner
+from tfmeta.learners.padding import QUERY_MASK, real_mask
 from tfmeta.learners.protonet import ProtoNet
+from tfmeta.learners.prototype_fine_tuner import (
+    PrototypeFineTuner,
+    Untracked,
+    refuse_builtin_ops,
+)
+from tfmeta.learners.task_map import map_tasks
+from tfmeta.learners.test_time_adaptation import as_test_time_adaptation
 
 HEADS = ("linear", "cosine")
 
@@ -37,6 +46,14 @@ class Baseline(MetaLearner):
     (Chen et al., 2021) evaluates the pre-trained encoder by cosine prototypes instead:
     `to_protonet()` gives that ProtoNet, ready to evaluate or to meta-train further.
 
+    Test-time adaptation to a new domain (`test_time_adaptation`, a
+    `tfmeta.TestTimeAdaptation`): before the episode head is fitted, the encoder
+    ("finetune") or task-specific adapters beside its frozen convolutions ("tsa") are
+    fitted to the support set by the prototype loss (cosine prototypes for Baseline++,
+    squared Euclidean for Baseline), and the head is fitted on the adapted features.
+    Pre-training is unchanged. Meta-Baseline takes it through
+    `to_protonet(test_time_adaptation=...)`.
+
     Args:
         encoder: A built Keras model mapping examples to flat features `[batch, D]`.
         num_classes: Classes of the pre-training split (the classifier's size).
@@ -49,6 +66,8 @@ class Baseline(MetaLearner):
         fine_tune_batch_size: Support embeddings per step (Chen et al.: 4), or None for all.
         cosine_scale: Scale of the cosine heads.
         seed: Seed of the episode head's (fixed) initial weights.
+        test_time_adaptation: None, "finetune", "tsa" or a `tfmeta.TestTimeAdaptation`
+            (see above).
         **kwargs: Arguments of `keras.Model` (e.g. `name`).
 
     Example:
@@ -74,6 +93,7 @@ class Baseline(MetaLearner):
         fine_tune_batch_size: int | None = 4,
         cosine_scale: float = 10.0,
         seed: int = 0,
+        test_time_adaptation: Any = None,
         **kwargs,
     ):
         super().__init__(encoder, argument="encoder", **kwargs)
@@ -121,6 +141,15 @@ class Baseline(MetaLearner):
             inner_batch_size=fine_tune_batch_size, transductive=False)
         self._fine_tuner.compile(
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        self.test_time_adaptation = as_test_time_adaptation(test_time_adaptation, "Baseline")
+        tuner = None
+        if self.test_time_adaptation is not None:
+            # The support loss of the adaptation: prototypes in the head's geometry.
+            prototype_logits = PrototypeLogits(
+                ways=ways, distance="cosine" if head == "cosine" else "squared_euclidean",
+                scale=self.cosine_scale, name="adaptation_prototypes")
+            tuner = PrototypeFineTuner(self.encoder, prototype_logits, self.test_time_adaptation)
+        self._adapter = Untracked(tuner)
 
     def _head(self, units: int, name: str, seed: int | None = None) -> keras.layers.Layer:
         initializer = keras.initializers.GlorotUniform(seed=seed)
@@ -187,8 +216,10 @@ class Baseline(MetaLearner):
         if not isinstance(inputs, dict):
             return self.classify(inputs, training=training)
         support_x, support_y, query_x = unpack_episode(inputs)
-        episode = {"support_x": self._embed(support_x), "support_y": support_y,
-                   "query_x": self._embed(query_x)}
+        support_features, query_features, _ = self._episode_features(
+            support_x, support_y, query_x, inputs.get(QUERY_MASK))
+        episode = {"support_x": support_features, "support_y": support_y,
+                   "query_x": query_features}
         predictions, _, _ = self._fine_tuner.adapt_and_predict(
             episode, self.fine_tune_steps, first_order=True, training=False)
         return predictions
@@ -200,14 +231,63 @@ class Baseline(MetaLearner):
         return self.encoder
 
     def _adapt(self, support_x, support_y, builtin_ops=False):
-        return self._fine_tuner.adapt_step(self._embed(support_x), support_y, builtin_ops)
+        if self._adapter.tuner is None:
+            return self._fine_tuner.adapt_step(self._embed(support_x), support_y, builtin_ops)
+        if builtin_ops:
+            refuse_builtin_ops(self)
+        features, _, adapted = self._episode_features(support_x, support_y)
+        head = self._fine_tuner.adapt_step(features, support_y)
+        return tf.concat([adapted, head], axis=-1)  # The adapted encoder, then the head.
 
     def _predict_adapted(self, task_state, query_x):
-        return self._fine_tuner.predict_adapted_step(task_state, self._embed(query_x))
+        tuner = self._adapter.tuner
+        if tuner is None:
+            return self._fine_tuner.predict_adapted_step(task_state, self._embed(query_x))
+        size = tuner.adapted_size
+
+        def features(state, query_x):
+            fast, non_trainable = tuner.unflatten(state)
+            return tuner.embed(fast, non_trainable, query_x)
+
+        query_features = map_tasks(features, (task_state[:, :size], query_x),
+                                   tf.as_dtype(self.encoder.compute_dtype), tuner.task_batching)
+        return self._fine_tuner.predict_adapted_step(task_state[:, size:], query_features)
 
     def serving_spec(self, example_shape=None, support_y_spec=None):
         spec = super().serving_spec(example_shape, support_y_spec)
-        return dataclasses.replace(spec, task_state_size=self._fine_tuner.task_state_size)
+        size = self._fine_tuner.task_state_size
+        if self._adapter.tuner is not None:
+            size += self._adapter.tuner.adapted_size
+        return dataclasses.replace(spec, task_state_size=size)
+
+    def _episode_features(self, support_x, support_y, query_x=None, query_real=None):
+        """`(support, query, adapted)` features `[B, M, D]` of an episode's examples.
+
+        Without test-time adaptation, the frozen encoder's (and `adapted` None); with it,
+        each task's adapted encoder's, and `adapted` its adapted weights `[B, P]`.
+        """
+        tuner = self._adapter.tuner
+        if tuner is None:
+            return self._embed(support_x), None if query_x is None else self._embed(query_x), None
+        static = self.jit_compile is True  # XLA: padding stays in the calls, at weight 0.
+        dtype = tf.as_dtype(self.encoder.compute_dtype)
+        if query_x is None:
+            query_x = support_x[:, :1]  # Not used: keeps one task function.
+            query_real = None
+        if query_real is None:
+            query_real = tf.ones(tf.shape(query_x)[:2], tf.bool)
+
+        def task(support_x, support_y, query_x, query_real):
+            fast, non_trainable = tuner.fit(support_x, support_y, static)
+            support = tuner.embed(fast, non_trainable, support_x,
+                                  None if static else real_mask(support_y))
+            query = tuner.embed(fast, non_trainable, query_x, None if static else query_real)
+            return tf.cast(support, dtype), tf.cast(query, dtype), tuner.flat_weights(fast)
+
+        support, query, adapted = map_tasks(
+            task, (support_x, support_y, query_x, query_real), (dtype, dtype, tf.float32),
+            tuner.task_batching)
+        return support, query, adapted
 
     def _embed(self, x):
         """Frozen encoder features of `[B, M, ...]` examples: `[B, M, D]`."""
@@ -224,6 +304,23 @@ class Baseline(MetaLearner):
         kwargs.setdefault("fuse_batch_norm", self.fuse_batch_norm)
         return ProtoNet(self.encoder, distance=distance, **kwargs)
 
+    def with_test_time_adaptation(self, test_time_adaptation) -> Baseline:
+        """This Baseline on the same encoder and classifier, adapting at test time.
+
+        Args:
+            test_time_adaptation: None, "finetune", "tsa" or a `tfmeta.TestTimeAdaptation`.
+
+        Returns:
+            A new, uncompiled `Baseline` (its episode head starts from the same weights).
+        """
+        config = self.get_config()
+        config.pop("encoder")
+        config["test_time_adaptation"] = test_time_adaptation
+        config["fine_tune_optimizer"] = self.fine_tune_optimizer
+        learner = Baseline(self.encoder, **config)
+        learner.classifier.set_weights(self.classifier.get_weights())
+        return learner
+
     def compute_meta_gradients(self, *args, **kwargs):
         raise ValueError("Baseline pre-trains on (x, y) batches; it has no episodic training.")
 
@@ -239,6 +336,8 @@ class Baseline(MetaLearner):
             "fine_tune_batch_size": self.fine_tune_batch_size,
             "cosine_scale": self.cosine_scale,
             "seed": self.seed,
+            "test_time_adaptation": None if self.test_time_adaptation is None
+            else self.test_time_adaptation.get_config(),
         }
 
     @classmethod

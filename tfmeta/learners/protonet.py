@@ -11,6 +11,13 @@ from tfmeta.layers.prototype_logits import PrototypeLogits
 from tfmeta.learners.episode import embed_examples, unpack_episode
 from tfmeta.learners.meta_learner import MetaLearner
 from tfmeta.learners.padding import QUERY_MASK, call_on_real, mask_absent_classes, real_mask
+from tfmeta.learners.prototype_fine_tuner import (
+    PrototypeFineTuner,
+    Untracked,
+    refuse_builtin_ops,
+)
+from tfmeta.learners.task_map import map_tasks
+from tfmeta.learners.test_time_adaptation import as_test_time_adaptation
 
 
 @keras.saving.register_keras_serializable(package="tfmeta")
@@ -35,6 +42,11 @@ class ProtoNet(MetaLearner):
         ways: the number of classes per episode, or None to read it from labels.
         cosine_scale: the scale of cosine logits.
         learn_cosine_scale: whether that scale is trained.
+        test_time_adaptation: None, "finetune", "tsa" or a `tfmeta.TestTimeAdaptation`:
+            at test time (`evaluate`, `predict`, `adapt_step`, exports), fit the whole
+            encoder ("finetune") or task-specific adapters beside its frozen convolutions
+            ("tsa") to each support set by the prototype loss, then predict the queries
+            by the prototypes of the adapted features. `fit` trains as without it.
         **kwargs: passed to `keras.Model` (e.g. `name`).
 
     Example:
@@ -45,10 +57,14 @@ class ProtoNet(MetaLearner):
     ...     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     ...     metrics=["accuracy"])
 
+    Test-time adaptation to a new domain (here TSA, 40 Adam steps per support set):
+    >>> adapting = tfmeta.ProtoNet(tfmeta.backbones.conv4((28, 28, 1)), ways=5,
+    ...                            test_time_adaptation="tsa")
+
     """
 
     def __init__(self, encoder, distance="squared_euclidean", ways=None, cosine_scale=10.0,
-                 learn_cosine_scale=False, **kwargs):
+                 learn_cosine_scale=False, test_time_adaptation=None, **kwargs):
         super().__init__(encoder, argument="encoder", **kwargs)
         encoder = self.encoder = self._with_fused_batch_norm(encoder)
         self.distance = distance
@@ -64,6 +80,10 @@ class ProtoNet(MetaLearner):
             & {"float16", "bfloat16"} else None,
         )
         self.ways = self.prototype_logits.ways  # checked there (NumPy integers become int)
+        self.test_time_adaptation = as_test_time_adaptation(test_time_adaptation, "ProtoNet")
+        self._adapter = Untracked(
+            None if self.test_time_adaptation is None
+            else PrototypeFineTuner(encoder, self.prototype_logits, self.test_time_adaptation))
 
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, jit_compile="auto", **kwargs):
         if self.ways is None:
@@ -93,6 +113,8 @@ class ProtoNet(MetaLearner):
 
     def call(self, inputs, training=False):
         support_x, support_y, query_x = unpack_episode(inputs, model=self.encoder)
+        if not training and self._adapter.tuner is not None:
+            return self._adapted_logits(support_x, support_y, query_x, inputs.get(QUERY_MASK))
         tasks = tf.shape(support_x)[0]
         support_size = tf.shape(support_x)[1]
         # One encoder pass over support and query of every task.
@@ -130,6 +152,41 @@ class ProtoNet(MetaLearner):
         logits = self.prototype_logits(support_embeddings, support_y, query_embeddings)
         return mask_absent_classes(logits, support_y)
 
+    # === Test-time adaptation (tfmeta.TestTimeAdaptation) ===
+
+    def with_test_time_adaptation(self, test_time_adaptation) -> "ProtoNet":
+        """This ProtoNet on the same encoder (shared weights), adapting at test time.
+
+        Args:
+            test_time_adaptation: None, "finetune", "tsa" or a `tfmeta.TestTimeAdaptation`.
+
+        Returns:
+            A new, uncompiled `ProtoNet`; compile it as this one to evaluate it.
+        """
+        config = self.get_config()
+        config.pop("encoder")
+        config["test_time_adaptation"] = test_time_adaptation
+        learner = ProtoNet(self.encoder, **config)
+        learner.prototype_logits.set_weights(self.prototype_logits.get_weights())
+        return learner
+
+    def _adapted_logits(self, support_x, support_y, query_x, query_real):
+        """Query logits after each task's test-time adaptation on its support set."""
+        tuner = self._adapter.tuner
+        static = self.jit_compile is True  # XLA: padding stays in the calls, at weight 0.
+        if query_real is None:
+            query_real = tf.ones(tf.shape(query_x)[:2], tf.bool)
+
+        def task(support_x, support_y, query_x, query_real):
+            fast, non_trainable = tuner.fit(support_x, support_y, static)
+            prototypes = tuner.prototypes(fast, non_trainable, support_x, support_y, static)
+            queries = tuner.embed(fast, non_trainable, query_x, None if static else query_real)
+            logits = self.prototype_logits.logits(prototypes[None], queries[None])[0]
+            return mask_absent_classes(logits, support_y)
+
+        return map_tasks(task, (support_x, support_y, query_x, query_real),
+                         tf.as_dtype(self.prototype_logits.compute_dtype), tuner.task_batching)
+
     # === Adapt once, predict many: the prototypes are the task's state ===
 
     @property
@@ -137,13 +194,44 @@ class ProtoNet(MetaLearner):
         return self.encoder
 
     def _adapt(self, support_x, support_y, builtin_ops=False):
+        if self._adapter.tuner is not None:
+            return self._adapted_state(support_x, support_y, builtin_ops)
         del builtin_ops  # Prototypes and distances are builtin ops anyway.
         embeddings = self._distance_inputs(
             self.embed(support_x, training=False, example_rank=support_x.shape.rank - 2))
         prototypes = self.prototype_logits.prototypes(embeddings, support_y)  # [B, N, D]
         return tf.reshape(prototypes, [tf.shape(prototypes)[0], -1])
 
+    def _adapted_state(self, support_x, support_y, builtin_ops):
+        """With test-time adaptation: each task's adapted weights, then its prototypes."""
+        if builtin_ops:
+            refuse_builtin_ops(self)
+        tuner = self._adapter.tuner
+        static = self.jit_compile is True
+
+        def task(support_x, support_y):
+            fast, non_trainable = tuner.fit(support_x, support_y, static)
+            prototypes = tuner.prototypes(fast, non_trainable, support_x, support_y, static)
+            return tf.concat([tuner.flat_weights(fast),
+                              tf.reshape(tf.cast(prototypes, tf.float32), [-1])], axis=0)
+
+        return map_tasks(task, (support_x, support_y), tf.float32, tuner.task_batching)
+
     def _predict_adapted(self, task_state, query_x):
+        tuner = self._adapter.tuner
+        if tuner is not None:
+            size = tuner.adapted_size
+
+            def task(state, query_x):
+                fast, non_trainable = tuner.unflatten(state[:size])
+                queries = tuner.embed(fast, non_trainable, query_x)
+                prototypes = tf.reshape(tf.cast(state[size:], queries.dtype),
+                                        tf.stack([-1, tf.shape(queries)[-1]]))
+                return self.prototype_logits.logits(prototypes[None], queries[None])[0]
+
+            return map_tasks(task, (task_state, query_x),
+                             tf.as_dtype(self.prototype_logits.compute_dtype),
+                             tuner.task_batching)
         queries = self._distance_inputs(
             self.embed(query_x, training=False, example_rank=query_x.shape.rank - 2))
         prototypes = tf.reshape(tf.cast(task_state, queries.dtype),
@@ -165,6 +253,8 @@ class ProtoNet(MetaLearner):
         examples = tf.TensorSpec(spec.examples.shape, spec.examples.dtype, name="examples")
         features = _known_features(self.encoder)
         size = None if self.ways is None or features is None else self.ways * features
+        if size is not None and self._adapter.tuner is not None:
+            size += self._adapter.tuner.adapted_size  # The adapted weights come first.
         # Prototypes need a support example of every class.
         return dataclasses.replace(spec, every_class=True, endpoints={"embed": (embed, [examples])},
                                    task_state_size=size)
@@ -177,6 +267,8 @@ class ProtoNet(MetaLearner):
             "ways": self.ways,
             "cosine_scale": self.cosine_scale,
             "learn_cosine_scale": self.learn_cosine_scale,
+            "test_time_adaptation": None if self.test_time_adaptation is None
+            else self.test_time_adaptation.get_config(),
         }
 
     @classmethod

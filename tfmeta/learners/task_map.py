@@ -8,6 +8,9 @@ import keras
 import tensorflow as tf
 
 TASK_BATCHING = ("auto", "vectorize", "unroll")
+# "auto" without its attempt to vectorize, for task functions known not to vectorize
+# (per-task convolution filters): the attempt traces the whole function once more.
+NO_VECTORIZE = "no_vectorize"
 # Under "auto", meta-batches of up to MAX_UNROLLED_TASKS tasks that cannot be vectorized are
 # unrolled; larger ones run as a parallel tf.map_fn over chunks of TASKS_PER_CHUNK unrolled
 # tasks, so that tracing time does not grow with the meta-batch. Chunks of 2 measured best for
@@ -34,7 +37,8 @@ def map_tasks(
     cannot be vectorized it unrolls meta-batches of up to `MAX_UNROLLED_TASKS`
     tasks, and runs larger ones as a parallel `tf.map_fn` over chunks of
     `TASKS_PER_CHUNK` unrolled tasks (the traced graph, and so the time to the
-    first step, stays that of one chunk); `"unroll"` unrolls every task.
+    first step, stays that of one chunk); `"unroll"` unrolls every task;
+    `NO_VECTORIZE` is `"auto"` without trying to vectorize.
     """
     tensors = tuple(tensors)
     if mode in ("auto", "vectorize"):
