@@ -385,3 +385,15 @@ def test_baseline_with_tsa_zero_steps_is_the_plain_baseline_and_round_trips():
             == tsa.get_config()["test_time_adaptation"] == tsa.test_time_adaptation.get_config())
     meta_baseline = plain.to_protonet(test_time_adaptation="tsa")
     assert meta_baseline.test_time_adaptation.method == "tsa"
+
+
+def test_keras_saving_round_trip(tmp_path):
+    learner = tfmeta.ProtoNet(small_conv4(), ways=WAYS, test_time_adaptation=TestTimeAdaptation(
+        "tsa", steps=1, learning_rate=0.05))
+    learner.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    inputs, _ = episode((16, 16, 1), tasks=1)
+    expected = learner.predict_on_batch(inputs)
+    learner.save(tmp_path / "learner.keras")
+    loaded = keras.saving.load_model(tmp_path / "learner.keras")
+    assert loaded.test_time_adaptation == learner.test_time_adaptation
+    np.testing.assert_allclose(loaded.predict_on_batch(inputs), expected, rtol=1e-6, atol=1e-6)
