@@ -186,13 +186,17 @@ def test_tsa_gradient_matches_finite_differences(float64):
     def loss(values):
         return float(tuner.inner_loss(values, non_trainable, x, y, training=False))
 
-    with tf.GradientTape() as tape:
-        watched = [tf.constant(weights[i]) for i in adapted]
-        tape.watch(watched)
-        values = list(weights)
-        for i, w in zip(adapted, watched):
-            values[i] = w
-        analytic = tape.gradient(tuner.inner_loss(values, non_trainable, x, y, False), watched)
+    def tape_gradient(values):
+        with tf.GradientTape() as tape:
+            watched = [tf.constant(values[i]) for i in adapted]
+            tape.watch(watched)
+            values = list(values)
+            for i, w in zip(adapted, watched):
+                values[i] = w
+            return watched, tape.gradient(
+                tuner.inner_loss(values, non_trainable, x, y, False), watched)
+
+    _, analytic = tape_gradient(weights)
     epsilon = 1e-6
     for i, gradient in zip(adapted, analytic):
         flat = np.asarray(weights[i]).ravel()
@@ -205,14 +209,7 @@ def test_tsa_gradient_matches_finite_differences(float64):
             np.testing.assert_allclose(gradient.numpy().ravel()[entry],
                                        (up - down) / (2 * epsilon), rtol=1e-6, atol=1e-9)
     # One SGD step of the learner from its start (zero adapters, identity alignment).
-    start, _, _ = tuner._read_weights()
-    with tf.GradientTape() as tape:
-        watched = [tf.constant(start[i]) for i in adapted]
-        tape.watch(watched)
-        values = list(start)
-        for i, w in zip(adapted, watched):
-            values[i] = w
-        gradients = tape.gradient(tuner.inner_loss(values, non_trainable, x, y, False), watched)
+    watched, gradients = tape_gradient(tuner._read_weights()[0])
     expected = np.concatenate([(w - rate * g).numpy().ravel()
                                for w, g in zip(watched, gradients)])
     state = learner.adapt_step(x[None], y[None]).numpy()[0]  # float32, the contract.
