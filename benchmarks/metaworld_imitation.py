@@ -23,10 +23,21 @@ demonstration of each of K OTHER tasks of its type (other object starts and goal
 MAML is meta-trained on episodes of one task type across its goals to match; fine-tuned
 and from-scratch BC choose their steps on training types under the same protocol.
 
+MOVED-START TRAINING (`--query_starts=moved`): 4 more demonstrations per TRAINING goal are
+recorded, each with the object where another training goal starts it, and MAML's query
+demonstrations come from them while its support ones come from the goal's own start (the
+moved-start protocol's "adapt on demonstrations from one start, act from another"). Every
+baseline sees the same training demonstrations: pooled BC trains on all of them, and
+fine-tuned BC / BC from scratch choose their steps by the MSE on those moved-start
+demonstrations of training goals. `--eval_inner_steps=auto` chooses MAML's inner steps at
+test the same way (training goals only, never test goals).
+
 Usage:
   nice -n 10 python benchmarks/metaworld_imitation.py --task=push-v3 --shots=1,5 --starts=own,moved
   nice -n 10 python benchmarks/metaworld_imitation.py --benchmark=ML10 --task=all \
       --shots=5,10 --starts=other_tasks --train_goals=20
+  nice -n 10 python benchmarks/metaworld_imitation.py --task=push-v3 --shots=5 \
+      --query_starts=moved --queries=4 --maml_steps=1000 --eval_inner_steps=auto
 
 Prints one table per task (success with 95% Wilson intervals, wall and CPU seconds) and
 writes benchmarks/metaworld_results/<task>.json (ML10: ML10_<task>.json).
@@ -52,6 +63,8 @@ from tfmeta.data.control import evaluation, rollouts, simulator  # noqa: E402
 from tfmeta.data.control.demonstrations import load_demonstrations  # noqa: E402
 
 HIDDEN = (256, 256)
+METHODS = ("expert", "visible_bc", "pooled_bc", "maml", "nn_replay", "finetuned_bc",
+           "scratch_bc")
 RESULTS = Path(__file__).resolve().parent / "metaworld_results"
 
 
@@ -67,9 +80,10 @@ class Clock:
         self.cpu = time.process_time() - self.cpu
 
 
-def policy_network(seed: int) -> keras.Model:
+def policy_network(seed: int, hidden=HIDDEN) -> keras.Model:
     keras.utils.set_random_seed(seed)
-    return tfmeta.backbones.mlp((39,), HIDDEN, 4, output_activation="tanh", name="policy")
+    return tfmeta.backbones.mlp((39,), tuple(hidden), 4, output_activation="tanh",
+                                name="policy")
 
 
 def pooled(demos, goal_visible=False):
@@ -79,8 +93,12 @@ def pooled(demos, goal_visible=False):
     return x.reshape([-1, 39]), demos.actions.reshape([-1, 4])
 
 
-def train_pooled_bc(demos, *, goal_visible=False, epochs=10, seed=0) -> keras.Model:
+def train_pooled_bc(demos, *, goal_visible=False, epochs=10, seed=0,
+                    moved_demos=None) -> keras.Model:
     x, y = pooled(demos, goal_visible)
+    if moved_demos is not None:  # The same training demonstrations as moved-start MAML.
+        moved_x, moved_y = pooled(moved_demos, goal_visible)
+        x, y = np.concatenate([x, moved_x]), np.concatenate([y, moved_y])
     model = policy_network(seed)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
     model.fit(x, y, batch_size=256, epochs=epochs, shuffle=True, verbose=0)
@@ -139,12 +157,13 @@ def per_goal_policy(weights):
     return policy
 
 
-def choose_fine_tuning(make_weights, train_demos, shots, grid, goals=10, starts="own"):
-    """The (steps, rate) of `grid` with the lowest query MSE on TRAINING goals.
+def training_episodes(train_demos, shots, goals=10, starts="own", moved_demos=None):
+    """Support and query sets of TRAINING goals, for choices made on training goals only.
 
     The support sets follow the evaluation's `starts` (`evaluation.support_rows`: "other_tasks"
     adapts on other goals of the type); the query is a demonstration of the goal not in its
-    support. The goals are taken round-robin over the task types.
+    support, or with `moved_demos` the goal's first moved-start one (the moved-start
+    protocol's "act from another start"). The goals are taken round-robin over the types.
     """
     support_x, support_y, query_x, query_y = [], [], [], []
     names = [str(name).split("/")[0] for name in train_demos.goal_names]
@@ -153,18 +172,28 @@ def choose_fine_tuning(make_weights, train_demos, shots, grid, goals=10, starts=
     usable = []
     for goal in by_type:
         rows = evaluation.support_rows(train_demos, goal, shots, starts)
-        own = [row for row in train_demos.of_goal(goal) if row not in rows]
-        if rows.size == shots and own:
-            usable.append((rows, own[0]))
-    usable = usable[:goals]
-    goals = len(usable)
-    for rows, query in usable:
+        if moved_demos is None:
+            source, queries = train_demos, [row for row in train_demos.of_goal(goal)
+                                            if row not in rows]
+        else:
+            source, queries = moved_demos, moved_demos.of_goal(goal).tolist()
+        if rows.size == shots and queries:
+            usable.append((rows, source, queries[0]))
+    for rows, source, query in usable[:goals]:
         support_x.append(train_demos.observations[rows].reshape([-1, 39]))
         support_y.append(train_demos.actions[rows].reshape([-1, 4]))
-        query_x.append(train_demos.observations[query])
-        query_y.append(train_demos.actions[query])
-    support_x, support_y = np.stack(support_x), np.stack(support_y)
-    query_x, query_y = np.stack(query_x), np.stack(query_y)
+        query_x.append(source.observations[query])
+        query_y.append(source.actions[query])
+    return (np.stack(support_x), np.stack(support_y), np.stack(query_x),
+            np.stack(query_y))
+
+
+def choose_fine_tuning(make_weights, train_demos, shots, grid, goals=10, starts="own",
+                       moved_demos=None):
+    """The (steps, rate) of `grid` with the lowest query MSE on TRAINING goals."""
+    support_x, support_y, query_x, query_y = training_episodes(train_demos, shots, goals,
+                                                               starts, moved_demos)
+    goals = len(support_x)
     scores = {}
     for steps, rate in grid:
         weights = fit_per_goal(make_weights(goals), support_x, support_y, steps, rate)
@@ -176,18 +205,35 @@ def choose_fine_tuning(make_weights, train_demos, shots, grid, goals=10, starts=
 # === MAML behaviour cloning ===
 
 def train_maml(task, shots, *, steps, inner_steps, inner_rate, demonstrations, horizon, seed,
-               train_goals=None, first_order=False, benchmark="ML1", starts="own"):
-    learner = tfmeta.MAML(policy_network(seed), inner_steps=inner_steps,
+               train_goals=None, first_order=False, benchmark="ML1", starts="own",
+               query_starts="own", moved_demonstrations=4, hidden=HIDDEN, queries=1):
+    learner = tfmeta.MAML(policy_network(seed, hidden), inner_steps=inner_steps,
                           inner_learning_rate=inner_rate, first_order=first_order)
     learner.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
-    dataset = tfmeta.data.metaworld(task, "train", shots=shots, queries=1, meta_batch_size=10,
-                                    benchmark=benchmark, horizon=horizon,
+    dataset = tfmeta.data.metaworld(task, "train", shots=shots, queries=queries,
+                                    meta_batch_size=10, benchmark=benchmark, horizon=horizon,
                                     demonstrations=demonstrations, seed=seed,
                                     goals_per_type=train_goals,
                                     starts="other_tasks" if starts == "other_tasks" else "own",
-                                    verbose=False)
+                                    query_starts=query_starts,
+                                    moved_demonstrations=moved_demonstrations, verbose=False)
     learner.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
     return learner
+
+
+def choose_eval_inner_steps(learner, train_demos, shots, grid, moved_demos=None, goals=10,
+                            starts="own"):
+    """MAML's inner steps at test: the lowest query MSE on TRAINING goals (never test)."""
+    support_x, support_y, query_x, query_y = training_episodes(train_demos, shots, goals,
+                                                               starts, moved_demos)
+    scores = {}
+    for steps in grid:
+        learner.eval_inner_steps = steps
+        task_state = learner.adapt_step(tf.constant(support_x), tf.constant(support_y))
+        predicted = learner.predict_adapted_step(task_state, tf.constant(query_x))
+        scores[steps] = float(tf.reduce_mean((predicted - query_y) ** 2))
+    learner.eval_inner_steps = min(scores, key=scores.get)
+    return learner.eval_inner_steps, scores
 
 
 def nn_replay(support_x, support_y):
@@ -210,11 +256,22 @@ def run_task(args, task, save):
                                           horizon=args.horizon,
                                           demonstrations=args.demonstrations,
                                           goals_per_type=args.train_goals, verbose=True)
-    print(f"[{task}] demonstrations: {train_demos.observations.shape[0]} training, failures "
+        moved_demos = None
+        if args.query_starts == "moved":
+            moved_demos = load_demonstrations(task, "train", benchmark=args.benchmark,
+                                              horizon=args.horizon,
+                                              demonstrations=args.moved_demonstrations,
+                                              goals_per_type=args.train_goals,
+                                              starts="moved", verbose=True)
+    moved_count = 0 if moved_demos is None else moved_demos.observations.shape[0]
+    print(f"[{task}] demonstrations: {train_demos.observations.shape[0]} training from own "
+          f"starts, {moved_count} from moved starts, failures "
           f"{int(train_demos.failures.sum())}/{int(train_demos.attempts.sum())} "
           f"({clock.wall:.0f} s wall, {clock.cpu:.0f} s CPU)", flush=True)
 
     def evaluate(method, shots, make_policy, train_clock, goal_visible=False, extra=None):
+        if method not in args.methods:
+            return
         for starts in args.starts:
             with Clock() as act:
                 result, _ = evaluation.evaluate_rollouts(
@@ -234,20 +291,41 @@ def run_task(args, task, save):
                   f"{row['train_cpu_s']:.0f} s CPU, rollouts {act.wall:.0f} s wall"
                   + (f"  ({per_type})" if len(result.per_task) > 1 else ""), flush=True)
 
-    with Clock() as visible_clock:
-        visible = train_pooled_bc(train_demos, goal_visible=True, epochs=args.bc_epochs)
-    with Clock() as bc_clock:
-        bc = train_pooled_bc(train_demos, epochs=args.bc_epochs)
-    maml, maml_clock = {}, {}
-    for shots in args.shots:
+    wanted = set(args.methods)
+    if "visible_bc" in wanted:
+        with Clock() as visible_clock:
+            visible = train_pooled_bc(train_demos, goal_visible=True, epochs=args.bc_epochs,
+                                      moved_demos=moved_demos)
+    if wanted & {"pooled_bc", "finetuned_bc"}:
+        with Clock() as bc_clock:
+            bc = train_pooled_bc(train_demos, epochs=args.bc_epochs, moved_demos=moved_demos)
+    maml, maml_clock, maml_extra = {}, {}, {}
+    for shots in args.shots if "maml" in wanted else ():
         with Clock() as maml_clock[shots]:
             maml[shots] = train_maml(
                 task, shots, steps=args.maml_steps, inner_steps=args.inner_steps,
                 inner_rate=args.inner_rate, demonstrations=args.demonstrations,
                 horizon=args.horizon, seed=0, train_goals=args.train_goals,
-                benchmark=args.benchmark, starts=train_starts)
+                benchmark=args.benchmark, starts=train_starts,
+                query_starts=args.query_starts, moved_demonstrations=args.moved_demonstrations,
+                hidden=args.hidden, queries=args.queries)
+        maml_extra[shots] = {"meta_iterations": args.maml_steps, "inner_steps": args.inner_steps,
+                             "inner_rate": args.inner_rate, "query_starts": args.query_starts,
+                             "queries": args.queries, "hidden": list(args.hidden)}
+        if args.eval_inner_steps == "auto":
+            with Clock() as choice_clock:
+                chosen, scores = choose_eval_inner_steps(
+                    maml[shots], train_demos, shots, (1, 2, 3, 5, 8), moved_demos,
+                    starts=train_starts)
+            maml_extra[shots].update(eval_inner_steps=chosen, eval_inner_steps_scores={
+                str(steps): score for steps, score in scores.items()},
+                eval_inner_steps_choice_cpu_s=choice_clock.cpu)
+        elif args.eval_inner_steps:
+            maml[shots].eval_inner_steps = int(args.eval_inner_steps)
+            maml_extra[shots]["eval_inner_steps"] = int(args.eval_inner_steps)
         print(f"[{task}] MAML K={shots}: {args.maml_steps} meta-iterations in "
-              f"{maml_clock[shots].wall:.0f} s wall, {maml_clock[shots].cpu:.0f} s CPU", flush=True)
+              f"{maml_clock[shots].wall:.0f} s wall, {maml_clock[shots].cpu:.0f} s CPU; "
+              f"{maml_extra[shots]}", flush=True)
     types, per_type = evaluation.test_goals(task, args.benchmark, args.rollouts)
     goals = simulator.goals(args.benchmark, types, "test", 0, per_type)
     # The rollout's goals: round-robin over the task types, the first `rollouts`.
@@ -259,30 +337,36 @@ def run_task(args, task, save):
         return rollouts.expert_policy(goals)
 
     evaluate("expert", 1, expert, None, goal_visible=True)
-    evaluate("visible_bc", 1, lambda sx, sy: lambda o: visible(o, training=False).numpy(),
-             visible_clock, goal_visible=True)
-    evaluate("pooled_bc", 1, lambda sx, sy: lambda o: bc(o, training=False).numpy(), bc_clock)
+    if "visible_bc" in wanted:
+        evaluate("visible_bc", 1, lambda sx, sy: lambda o: visible(o, training=False).numpy(),
+                 visible_clock, goal_visible=True)
+    if "pooled_bc" in wanted:
+        evaluate("pooled_bc", 1, lambda sx, sy: lambda o: bc(o, training=False).numpy(),
+                 bc_clock)
     for shots in args.shots:
-        evaluate("maml", shots, lambda sx, sy, learner=maml[shots]: evaluation.learner_policy(
-            learner, sx, sy), maml_clock[shots],
-                 extra={"meta_iterations": args.maml_steps, "inner_steps": args.inner_steps,
-                        "inner_rate": args.inner_rate})
+        if "maml" in wanted:
+            evaluate("maml", shots, lambda sx, sy, learner=maml[shots]:
+                     evaluation.learner_policy(learner, sx, sy), maml_clock[shots],
+                     extra=maml_extra[shots])
         evaluate("nn_replay", shots, nn_replay, None)
-        with Clock() as clock:
-            tuned, scores = choose_fine_tuning(lambda g: stacked_weights(bc, g), train_demos,
-                                               shots, [(s, r) for s in (10, 50, 200)
-                                                       for r in (1e-4, 1e-3)],
-                                               starts=train_starts)
-        evaluate("finetuned_bc", shots, lambda sx, sy, tuned=tuned: per_goal_policy(
-            fit_per_goal(stacked_weights(bc, len(sx)), sx, sy, *tuned)), clock,
-            extra={"chosen_steps_rate": list(tuned)})
-        with Clock() as clock:
-            scratch, _ = choose_fine_tuning(lambda g: fresh_weights(g, 100), train_demos, shots,
-                                            [(s, 1e-3) for s in (100, 300, 1000)],
-                                            starts=train_starts)
-        evaluate("scratch_bc", shots, lambda sx, sy, scratch=scratch: per_goal_policy(
-            fit_per_goal(fresh_weights(len(sx), 100), sx, sy, *scratch)), clock,
-            extra={"chosen_steps_rate": list(scratch)})
+        if "finetuned_bc" in wanted:
+            with Clock() as clock:
+                tuned, scores = choose_fine_tuning(
+                    lambda g: stacked_weights(bc, g), train_demos, shots,
+                    [(s, r) for s in (10, 50, 200) for r in (1e-4, 1e-3)],
+                    starts=train_starts, moved_demos=moved_demos)
+            evaluate("finetuned_bc", shots, lambda sx, sy, tuned=tuned: per_goal_policy(
+                fit_per_goal(stacked_weights(bc, len(sx)), sx, sy, *tuned)), clock,
+                extra={"chosen_steps_rate": list(tuned)})
+        if "scratch_bc" in wanted:
+            with Clock() as clock:
+                scratch, _ = choose_fine_tuning(
+                    lambda g: fresh_weights(g, 100), train_demos, shots,
+                    [(s, 1e-3) for s in (100, 300, 1000)], starts=train_starts,
+                    moved_demos=moved_demos)
+            evaluate("scratch_bc", shots, lambda sx, sy, scratch=scratch: per_goal_policy(
+                fit_per_goal(fresh_weights(len(sx), 100), sx, sy, *scratch)), clock,
+                extra={"chosen_steps_rate": list(scratch)})
     return rows
 
 
@@ -302,13 +386,32 @@ def main():
     parser.add_argument("--maml_steps", type=int, default=2000)
     parser.add_argument("--inner_steps", type=int, default=1)
     parser.add_argument("--inner_rate", type=float, default=0.05)
+    parser.add_argument("--query_starts", default="own", choices=("own", "moved"),
+                        help="moved: MAML's query demonstrations (and the baselines' choices) "
+                             "from other training goals' object starts")
+    parser.add_argument("--moved_demonstrations", type=int, default=4,
+                        help="with --query_starts=moved: moved-start demonstrations per goal")
+    parser.add_argument("--eval_inner_steps", default="",
+                        help="MAML's inner steps at test: N, or auto (chosen on training goals)")
+    parser.add_argument("--queries", type=int, default=1,
+                        help="query demonstrations per meta-training episode")
+    parser.add_argument("--hidden", default="256,256", help="the policy MLP's hidden units")
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help="comma-separated subset of " + ",".join(METHODS))
+    parser.add_argument("--output", default="", help="JSON name (default: <task>.json)")
     args = parser.parse_args()
     args.shots = [int(s) for s in args.shots.split(",")]
     args.starts = args.starts.split(",")
+    args.hidden = [int(units) for units in args.hidden.split(",")]
+    args.methods = args.methods.split(",")
+    unknown = sorted(set(args.methods) - set(METHODS))
+    if unknown:
+        parser.error(f"--methods: unknown {unknown}; expected a subset of {', '.join(METHODS)}")
     RESULTS.mkdir(exist_ok=True)
     for task in args.task.split(","):
         prefix = "" if args.benchmark == "ML1" else f"{args.benchmark}_"
-        path = RESULTS / f"{prefix}{task}.json"
+        path = RESULTS / (args.output.replace("{task}", task) if args.output
+                          else f"{prefix}{task}.json")
 
         def save(rows, task=task, path=path):
             record = {"task": task, "benchmark": args.benchmark,
@@ -321,6 +424,7 @@ def main():
 
         run_task(args, task, save)
         print(f"wrote {path}")
+
 
 if __name__ == "__main__":
     main()

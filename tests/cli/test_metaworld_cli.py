@@ -29,6 +29,8 @@ def test_anil_adapts_the_output_layer_only():
     ({"metaworld_benchmark": "ML2"}, "`--metaworld_benchmark`"),
     ({"metaworld_horizon": 0}, "`--metaworld_horizon`"),
     ({"metaworld_action_noise": -1.0}, "`--metaworld_action_noise`"),
+    ({"metaworld_query_starts": "elsewhere"}, "`--metaworld_query_starts`"),
+    ({"metaworld_moved_demonstrations": 0}, "`--metaworld_moved_demonstrations`"),
     ({"output_activation": "relu"}, "`--output_activation`"),
     ({"backbone": "conv4"}, "metaworld examples are vectors"),
     ({"learner": "reptile", "adapt_layers": ("output",)}, "`--adapt_layers`"),

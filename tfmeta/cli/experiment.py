@@ -31,6 +31,7 @@ DISTANCES = ("squared_euclidean", "cosine")
 OUTPUT_ACTIVATIONS = ("linear", "tanh")
 METAWORLD_BENCHMARKS = ("ML1", "ML10", "ML45")
 METAWORLD_STARTS = ("own", "other_tasks")
+METAWORLD_QUERY_STARTS = ("own", "moved")
 
 EXPERIMENT_FILE = "experiment.json"
 # The key of experiment.json holding the recorded class split (not a setting, not a flag).
@@ -133,6 +134,10 @@ class Experiment:
         metaworld_goals: Use only the first this many goals of each task type (default: all).
         metaworld_starts: "own" (an episode's demonstrations are of one goal) or
             "other_tasks" (of one task type, across its goals: ML10's new starts).
+        metaworld_query_starts: "own" (query demonstrations from the support's start) or
+            "moved" (from other goals' object starts: the moved-start protocol's objective).
+        metaworld_moved_demonstrations: With "moved": demonstrations recorded per goal from
+            moved starts, one start each.
         backbone: "conv4" or "resnet12" (images), "mlp" (images, vectors), "bag_of_ngrams"
             (raw text: TF-IDF
             n-grams adapted to the training split's sentences, and a learned projection).
@@ -218,6 +223,8 @@ class Experiment:
     metaworld_demonstrations: int = 10
     metaworld_goals: int | None = None
     metaworld_starts: str = "own"
+    metaworld_query_starts: str = "own"
+    metaworld_moved_demonstrations: int = 4
     backbone: str = "conv4"
     embedding_dim: int = 256
     hash_buckets: int = 0
@@ -374,6 +381,7 @@ class Experiment:
             raise _invalid("data_dir", "a folder path or None", self.data_dir)
         _choice("output_activation", self.output_activation, OUTPUT_ACTIVATIONS)
         _choice("metaworld_benchmark", self.metaworld_benchmark, METAWORLD_BENCHMARKS)
+        _choice("metaworld_query_starts", self.metaworld_query_starts, METAWORLD_QUERY_STARTS)
         if not isinstance(self.metaworld_task, str) or not self.metaworld_task:
             raise _invalid("metaworld_task", "a Meta-World task such as push-v3, or all",
                            self.metaworld_task)
@@ -392,7 +400,8 @@ class Experiment:
                      "max_support", "max_queries",
                      "inner_steps", "lr_decay_episodes", "train_steps", "steps_per_epoch",
                      "image_size", "filters", "class_split", "embedding_dim",
-                     "metaworld_horizon", "metaworld_demonstrations"):
+                     "metaworld_horizon", "metaworld_demonstrations",
+                     "metaworld_moved_demonstrations"):
             _positive_int(name, getattr(self, name))
         for name in ("test_ways", "test_shots", "test_queries", "eval_inner_steps"):
             if getattr(self, name) is not None:

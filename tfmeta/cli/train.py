@@ -31,6 +31,7 @@ from tfmeta.cli.experiment import (
     LEARNERS,
     LR_DECAYS,
     METAWORLD_BENCHMARKS,
+    METAWORLD_QUERY_STARTS,
     METAWORLD_STARTS,
     OPTIMIZERS,
     OUTPUT_ACTIVATIONS,
@@ -179,6 +180,14 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> list[flags.Flag
                           "--dataset=metaworld: own (an episode is one goal's "
                           "demonstrations) or other_tasks (one task type's, across its goals, "
                           "as tfmeta-evaluate --rollouts --starts=other_tasks adapts).", **fv),
+        flags.DEFINE_enum("metaworld_query_starts", d.metaworld_query_starts,
+                          METAWORLD_QUERY_STARTS, "--dataset=metaworld: own (query "
+                          "demonstrations from the support's start) or moved (from other "
+                          "goals' object starts: adapt on one start, act from another).", **fv),
+        flags.DEFINE_integer("metaworld_moved_demonstrations",
+                             d.metaworld_moved_demonstrations, "--dataset=metaworld with "
+                             "--metaworld_query_starts=moved: demonstrations recorded per goal "
+                             "from moved starts, one start each.", **fv),
         flags.DEFINE_enum("backbone", d.backbone, BACKBONES, "Network: conv4 or resnet12 (images), "
                           "mlp, or "
                           "bag_of_ngrams (raw text; vocabulary adapted to the training "

@@ -134,7 +134,8 @@ class EpisodeSampler:
         examples: `[num_examples, *example_shape]` array of all examples: numbers (cast
             to `float32` after the gather) or strings (raw text, kept `tf.string`).
         offsets: `[C]` first example row of each class.
-        sizes: `[C]` number of examples of each class (each >= shots + queries).
+        sizes: `[C]` number of examples of each class (each >= shots + queries, or
+            >= shots with a separate query pool).
         ways: Classes per episode (N), or None: uniform in `[5, max_ways]` per episode.
         shots: Support examples per class (K), or None: Meta-Dataset's rule per episode.
         queries: Query examples per class (Q), or None: Meta-Dataset's rule per episode.
@@ -145,6 +146,12 @@ class EpisodeSampler:
         max_ways: With `ways=None`, the most ways (default `min(50, C)`).
         max_support: With `shots=None`, the most support examples of an episode.
         max_queries: With `queries=None`, the most query examples per class.
+        query_offsets: Optional `[C]` first row of each class's separate query pool: the
+            support examples then come from `offsets`/`sizes` and the queries from
+            `query_offsets[c] .. query_offsets[c] + query_sizes[c] - 1` (e.g. robot
+            demonstrations from other starts than the support's). Fixed shapes only.
+        query_sizes: `[C]` examples of each query pool (each >= queries), with
+            `query_offsets`.
 
     Example:
     >>> sampler = EpisodeSampler(np.zeros([10, 4], "float32"), offsets=np.arange(5) * 2,
@@ -170,6 +177,8 @@ class EpisodeSampler:
         max_ways: int | None = None,
         max_support: int = MAX_SUPPORT,
         max_queries: int = MAX_QUERIES,
+        query_offsets: np.ndarray | None = None,
+        query_sizes: np.ndarray | None = None,
     ) -> None:
         sizes = np.asarray(sizes, dtype=np.int32)
         if ways is None and max_ways is None:
@@ -195,6 +204,15 @@ class EpisodeSampler:
         self._turns = None
         if turns is not None and np.any(turns):
             self._turns = tf.constant(np.asarray(turns, dtype=np.int32))
+        self._query_pool = None
+        if query_offsets is not None:
+            if self.shape.variable:
+                raise ValueError("A separate query pool (`query_offsets`) needs fixed ways, "
+                                 f"shots and queries. Received: ways={ways}, shots={shots}, "
+                                 f"queries={queries}")
+            query_sizes = np.asarray(query_sizes, dtype=np.int32)
+            self._query_pool = (tf.constant(np.asarray(query_offsets, dtype=np.int32)),
+                                tf.constant(query_sizes), int(query_sizes.max()))
 
     def __call__(self, index: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
         indices = self.describe(index)
@@ -222,8 +240,13 @@ class EpisodeSampler:
         if not self.uniform_sizes:
             sizes = tf.gather(self._sizes, classes)[..., tf.newaxis]
             example_scores = tf.where(tf.range(self.max_size) < sizes, example_scores, -1.0)
-        picks = tf.math.top_k(example_scores, k + q).indices
-        rows = tf.gather(self._offsets, classes)[..., tf.newaxis] + picks
+        if self._query_pool is None:
+            picks = tf.math.top_k(example_scores, k + q).indices
+            rows = tf.gather(self._offsets, classes)[..., tf.newaxis] + picks
+        else:  # Support from the class's pool, queries from its separate query pool.
+            picks = tf.math.top_k(example_scores, k).indices
+            rows = tf.concat([tf.gather(self._offsets, classes)[..., tf.newaxis] + picks,
+                              self._query_rows(classes, example_key)], axis=-1)
         labels = tf.broadcast_to(tf.range(n, dtype=tf.int32)[:, tf.newaxis], [b, n, k + q])
         support_index, support_y = _shuffle(
             tf.reshape(rows[..., :k], [b, n * k]),
@@ -236,6 +259,16 @@ class EpisodeSampler:
             query_key,
         )
         return EpisodeIndices(support_index, support_y, query_index, query_y, classes)
+
+    def _query_rows(self, classes: tf.Tensor, example_key: tf.Tensor) -> tf.Tensor:
+        """Q distinct rows of each class's separate query pool: `[B, N, Q]`."""
+        offsets, sizes, largest = self._query_pool
+        key = tf.random.experimental.stateless_fold_in(example_key, 1, alg=_ALGORITHM)
+        scores = tf.random.stateless_uniform([*classes.shape, largest], key, alg=_ALGORITHM)
+        scores = tf.where(tf.range(largest) < tf.gather(sizes, classes)[..., tf.newaxis],
+                          scores, -1.0)
+        picks = tf.math.top_k(scores, self.queries).indices
+        return tf.gather(offsets, classes)[..., tf.newaxis] + picks
 
     def draw_sizes(self, index: tf.Tensor) -> EpisodeSizes:
         """The classes and sizes of the variable episodes of meta-batch `index`.

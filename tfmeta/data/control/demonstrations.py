@@ -1,6 +1,7 @@
 """Expert demonstrations recorded in the Meta-World simulator, cached on disk.
 
-Each demonstration runs one goal for exactly `horizon` steps from the goal's own start: the
+Each demonstration runs one goal for exactly `horizon` steps from the goal's own start (or,
+with `starts="moved"`, from other goals' object starts, one start per demonstration): the
 scripted expert sees the goal-visible observation, the environment steps the expert's
 action plus Gaussian noise (so demonstrations of one goal differ), and each visited state is
 stored with the goal slots zeroed beside the expert's noise-free action there (the label).
@@ -20,11 +21,12 @@ import keras
 import numpy as np
 
 from tfmeta.data import array_cache
-from tfmeta.data.arguments import check_int_in_range, invalid_value
+from tfmeta.data.arguments import check_choice, check_int_in_range, invalid_value
 from tfmeta.data.control import simulator
 from tfmeta.data.data_dir import resolve_cache_dir
 
 _CACHE_FORMAT = 2
+STARTS = ("own", "moved")
 # Recordings expected to take longer than this many simulator steps show a progress bar.
 PROGRESS_STEPS = 5_000
 
@@ -69,9 +71,13 @@ def check_recording(horizon: int, action_noise: float, demonstrations: int) -> N
 
 
 def record_goal(goal: simulator.Goal, env, policy, *, horizon: int, action_noise: float,
-                demonstrations: int, seed: int
+                demonstrations: int, seed: int, rand_vecs: list[np.ndarray] | None = None
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Records `demonstrations` attempts of one goal.
+
+    With `rand_vecs` (one random vector per attempt: the object moved, the goal kept),
+    attempt `i` starts from `rand_vecs[i]` and draws its own noise stream; without, every
+    attempt starts from the goal's own start.
 
     Returns:
         `(observations [D, H, 39], actions [D, H, 4], success_step [D], goal [3])`,
@@ -83,7 +89,11 @@ def record_goal(goal: simulator.Goal, env, policy, *, horizon: int, action_noise
     success_step = np.full([demonstrations], -1, np.int32)
     visible = goal.visible()
     for attempt in range(demonstrations):
-        rng = np.random.default_rng([seed, goal.index, attempt, _type_id(goal.env_name)])
+        stream = [seed, goal.index, attempt, _type_id(goal.env_name)]
+        if rand_vecs is not None:
+            stream.append(1)  # Moved starts: noise independent of the own-start attempts.
+            visible = goal.visible(rand_vecs[attempt])
+        rng = np.random.default_rng(stream)
         env.set_task(visible)
         observation, _ = env.reset()
         for step in range(horizon):
@@ -100,9 +110,15 @@ def record_goal(goal: simulator.Goal, env, policy, *, horizon: int, action_noise
 
 
 def record(goals: list[simulator.Goal], *, benchmark: str, horizon: int, action_noise: float,
-           demonstrations: int, seed: int, goal_seed: int = 0,
+           demonstrations: int, seed: int, goal_seed: int = 0, starts: str = "own",
            verbose: bool = True) -> Demonstrations:
-    """Records `demonstrations` attempts of every goal and keeps the successful ones."""
+    """Records `demonstrations` attempts of every goal and keeps the successful ones.
+
+    `starts="moved"`: attempt `i` of a goal starts its object where the `i`-th next goal of
+    the same type starts it (`simulator.moved_starts`), so a goal's demonstrations come from
+    `demonstrations` different starts, none its own.
+    """
+    moved = simulator.moved_starts(goals, demonstrations) if starts == "moved" else None
     rows = {"observations": [], "actions": [], "goal": [], "success_step": [],
             "goal_position": []}
     attempts, failures = [], []
@@ -119,7 +135,8 @@ def record(goals: list[simulator.Goal], *, benchmark: str, horizon: int, action_
             policies[goal.env_name] = simulator.expert(goal.env_name)
         observations, actions, success_step, goal_position = record_goal(
             goal, envs[goal.env_name], policies[goal.env_name], horizon=horizon,
-            action_noise=action_noise, demonstrations=demonstrations, seed=seed)
+            action_noise=action_noise, demonstrations=demonstrations, seed=seed,
+            rand_vecs=None if moved is None else moved[number])
         kept = success_step >= 0
         rows["observations"].append(observations[kept])
         rows["actions"].append(actions[kept])
@@ -146,8 +163,11 @@ def record(goals: list[simulator.Goal], *, benchmark: str, horizon: int, action_
 
 def cache_key(*, benchmark: str, types: tuple[str, ...], split: str, horizon: int,
               action_noise: float, demonstrations: int, seed: int, goal_seed: int,
-              goals_per_type: int | None) -> str:
+              goals_per_type: int | None, starts: str = "own") -> str:
     """What a recording is built from: simulator versions and every recording setting.
+
+    `starts` enters the key only when it is not "own", so own-start recordings keep the
+    key (and the cache entries) they had before moved starts existed.
 
     Example:
     >>> key = cache_key(benchmark="ML1", types=("push-v3",), split="train", horizon=200,
@@ -156,12 +176,15 @@ def cache_key(*, benchmark: str, types: tuple[str, ...], split: str, horizon: in
     >>> json.loads(key)["versions"]["mujoco"]
     '3.3.0'
     """
-    return json.dumps({
+    settings = {
         "format": _CACHE_FORMAT, "versions": simulator.simulator_versions(),
         "benchmark": benchmark, "tasks": list(types), "split": split, "horizon": horizon,
         "action_noise": float(action_noise), "demonstrations": demonstrations, "seed": seed,
         "goal_seed": goal_seed, "goals_per_type": goals_per_type,
-    }, sort_keys=True)
+    }
+    if starts != "own":
+        settings["starts"] = starts
+    return json.dumps(settings, sort_keys=True)
 
 
 def load_demonstrations(
@@ -177,6 +200,7 @@ def load_demonstrations(
     goals_per_type: int | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     verbose: bool = True,
+    starts: str = "own",
 ) -> Demonstrations:
     """The demonstrations of every goal of `task` in `benchmark`'s `split`, recorded once.
 
@@ -198,6 +222,9 @@ def load_demonstrations(
         goals_per_type: Record only the first this many goals of each type (default: all).
         cache_dir: The cache folder (default: `tfmeta.data.resolve_cache_dir()`).
         verbose: Show a progress bar when recording takes more than a few seconds.
+        starts: "own" (every attempt from the goal's own start) or "moved" (attempt `i`
+            with the object where the `i`-th next goal of the type starts it; see
+            `record`): demonstrations of a goal from starts its test rollout never has.
 
     Returns:
         `Demonstrations`.
@@ -210,13 +237,14 @@ def load_demonstrations(
     """
     types = simulator.check_task(task, benchmark, split)
     check_recording(horizon, action_noise, demonstrations)
+    check_choice("starts", starts, STARTS)
     if goals_per_type is not None:
         goals_per_type = check_int_in_range("goals_per_type", goals_per_type)
         if goals_per_type >= simulator.GOALS_PER_TYPE:
             goals_per_type = None  # All of them: one cache entry, however it is asked for.
     key = cache_key(benchmark=benchmark, types=types, split=split, horizon=horizon,
                     action_noise=action_noise, demonstrations=demonstrations, seed=int(seed),
-                    goal_seed=int(goal_seed), goals_per_type=goals_per_type)
+                    goal_seed=int(goal_seed), goals_per_type=goals_per_type, starts=starts)
     name = hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
     path = resolve_cache_dir(cache_dir) / "metaworld" / f"{name}.npz"
 
@@ -224,7 +252,7 @@ def load_demonstrations(
         chosen = simulator.goals(benchmark, types, split, goal_seed, goals_per_type)
         return record(chosen, benchmark=benchmark, horizon=horizon, action_noise=action_noise,
                       demonstrations=demonstrations, seed=int(seed), goal_seed=goal_seed,
-                      verbose=verbose)._asdict()
+                      starts=starts, verbose=verbose)._asdict()
 
     arrays = array_cache.cached_arrays(
         path, key=key, build=build,

@@ -49,6 +49,8 @@ def metaworld(
     starts: str = "own",
     cache_dir: str | os.PathLike[str] | None = None,
     verbose: bool = True,
+    query_starts: str = "own",
+    moved_demonstrations: int = 4,
 ) -> tf.data.Dataset:
     """Endless meta-batches of one-goal imitation episodes recorded in Meta-World.
 
@@ -62,6 +64,13 @@ def metaworld(
     consecutive states with the goal slots `obs[36:39]` zero, each labelled with the
     scripted expert's noise-free action there (in [-1, 1]); Gaussian action noise when
     recording makes them differ.
+
+    With `query_starts="moved"` the meta-objective is the moved-start protocol's, "adapt on
+    demonstrations from the goal's start, act from another": the support demonstrations
+    still come from the goal's own start, and the query demonstrations from
+    `moved_demonstrations` more per goal, each recorded with the object where another goal
+    of the split starts it (`load_demonstrations(..., starts="moved")`), so an episode's
+    support and query starts always differ.
 
     S is static: every demonstration has exactly `horizon` real state-action pairs (the
     recording runs past the first success, as a rollout does), and the support set is the
@@ -93,6 +102,10 @@ def metaworld(
         starts: "own" (an episode is one goal) or "other_tasks" (one task type).
         cache_dir: Cache folder (default: `tfmeta.data.resolve_cache_dir()`).
         verbose: Progress bar while recording.
+        query_starts: "own" (queries from the support's start) or "moved" (queries from
+            other goals' object starts, see above).
+        moved_demonstrations: With `query_starts="moved"`, demonstrations recorded per
+            goal from moved starts, one start each (at least `queries`).
 
     Returns:
         An endless `tf.data.Dataset` of meta-batches.
@@ -117,19 +130,35 @@ def metaworld(
     meta_batch_size = check_int_in_range("meta_batch_size", meta_batch_size)
     seed = check_seed(seed)
     check_choice("starts", starts, STARTS)
-    if starts == "own":
+    check_choice("query_starts", query_starts, QUERY_STARTS)
+    if query_starts == "moved" and starts != "own":
+        raise ValueError("Invalid value for argument `query_starts`: expected 'own' with "
+                         f"starts={starts!r} (moved queries are of one goal's episodes). "
+                         f"Received: query_starts={query_starts!r}")
+    if starts == "own" and query_starts == "own":
         check_shots_and_queries(shots, queries, demonstrations,
                                 f"demonstrations={demonstrations} recorded per goal")
+    elif starts == "own":
+        check_int_in_range("shots", shots, 1, demonstrations,
+                           f"demonstrations={demonstrations} recorded per goal")
+        check_int_in_range("moved_demonstrations", moved_demonstrations)
+        check_int_in_range("queries", queries, 1, moved_demonstrations,
+                           f"moved_demonstrations={moved_demonstrations} recorded per goal")
     else:
         goals = min(goals_per_type or simulator.GOALS_PER_TYPE, simulator.GOALS_PER_TYPE)
         check_shots_and_queries(shots, queries, demonstrations * goals,
                                 f"{demonstrations} demonstrations x {goals} goals of a type")
     del data_dir
-    demos = load_demonstrations(
-        task, split, benchmark=benchmark, horizon=horizon, action_noise=action_noise,
-        demonstrations=demonstrations, seed=seed, goal_seed=goal_seed,
-        goals_per_type=goals_per_type, cache_dir=cache_dir, verbose=verbose)
-    sampler = demonstration_sampler(demos, shots, queries, meta_batch_size, seed, starts)
+    recording = {"benchmark": benchmark, "horizon": horizon, "action_noise": action_noise,
+                 "seed": seed, "goal_seed": goal_seed, "goals_per_type": goals_per_type,
+                 "cache_dir": cache_dir, "verbose": verbose}
+    demos = load_demonstrations(task, split, demonstrations=demonstrations, **recording)
+    moved = None
+    if query_starts == "moved":
+        moved = load_demonstrations(task, split, demonstrations=moved_demonstrations,
+                                    starts="moved", **recording)
+    sampler = demonstration_sampler(demos, shots, queries, meta_batch_size, seed, starts,
+                                    query_demos=moved)
 
     def to_pairs(inputs, query_y):
         del query_y  # The goal labels of a one-goal episode (all 0).
@@ -146,14 +175,17 @@ def metaworld(
 
 
 def demonstration_sampler(demos: Demonstrations, shots: int, queries: int,
-                          meta_batch_size: int, seed: int, starts: str = "own"
-                          ) -> EpisodeSampler:
+                          meta_batch_size: int, seed: int, starts: str = "own",
+                          query_demos: Demonstrations | None = None) -> EpisodeSampler:
     """The one episode sampler over goals (or task types) and their demonstrations.
 
     A class is a goal ("own") or a task type ("other_tasks": the demonstrations of its
     goals, which are stored type by type); an example is one demonstration, its states and
     actions side by side `[H, 39 + 4]`. Classes with fewer than `shots + queries`
-    demonstrations are left out with a warning.
+    demonstrations are left out with a warning. With `query_demos` (the same goals'
+    demonstrations from other starts; goals only), the support set comes from `demos` and
+    the query set from `query_demos` (the sampler's separate query pool); a goal needs
+    `shots` of the one and `queries` of the other.
     """
     names = [str(name) for name in demos.goal_names]
     if starts == "other_tasks":
@@ -166,6 +198,9 @@ def demonstration_sampler(demos: Demonstrations, shots: int, queries: int,
     unit = "goal" if starts == "own" else "task type"
     sizes = np.bincount(group, minlength=len(names))
     usable = sizes >= shots + queries
+    if query_demos is not None:
+        query_sizes = np.bincount(query_demos.goal, minlength=len(demos.goal_names))
+        usable = (sizes >= shots) & (query_sizes >= queries)
     if not usable.any():
         raise ValueError(
             "Invalid values for arguments `shots` and `queries`: expected shots + queries to "
@@ -178,9 +213,16 @@ def demonstration_sampler(demos: Demonstrations, shots: int, queries: int,
                       f"successful demonstrations: {', '.join(left_out)}", stacklevel=3)
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     examples = np.concatenate([demos.observations, demos.actions], axis=-1)
+    pool = {}
+    if query_demos is not None:
+        pool = {"query_offsets": len(examples) + np.concatenate(
+                    [[0], np.cumsum(query_sizes)[:-1]])[usable],
+                "query_sizes": query_sizes[usable]}
+        examples = np.concatenate([examples, np.concatenate(
+            [query_demos.observations, query_demos.actions], axis=-1)])
     return EpisodeSampler(examples, offsets=offsets[usable], sizes=sizes[usable], ways=1,
                           shots=shots, queries=queries, meta_batch_size=meta_batch_size,
-                          seed=seed)
+                          seed=seed, **pool)
 
 
 OPTIONS = {
@@ -191,7 +233,10 @@ OPTIONS = {
     "metaworld_demonstrations": "demonstrations",
     "metaworld_goals": "goals_per_type",
     "metaworld_starts": "starts",
+    "metaworld_query_starts": "query_starts",
+    "metaworld_moved_demonstrations": "moved_demonstrations",
 }
+QUERY_STARTS = ("own", "moved")
 
 
 def _build_split(split, ways, shots, queries, meta_batch_size, seed, data_dir, **options):

@@ -14,14 +14,14 @@ from typing import NamedTuple
 import keras
 import numpy as np
 
-from tfmeta.data.arguments import check_choice, check_int_in_range, invalid_value
+from tfmeta.data.arguments import check_choice, check_int_in_range
 from tfmeta.data.control import simulator
 
 STARTS = ("own", "moved")
 # Rollouts expected to take longer than this many simulator steps show a progress bar.
 PROGRESS_STEPS = 5_000
 # Meta-World keeps an object start at least this far (x, y) from the goal.
-MIN_DISTANCE = 0.15
+MIN_DISTANCE = simulator.MIN_START_DISTANCE
 
 Policy = Callable[[np.ndarray], np.ndarray]
 
@@ -76,34 +76,14 @@ def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float
 def start_vectors(goals: Sequence[simulator.Goal], starts: str = "own") -> list[np.ndarray]:
     """Each goal's random vector: its own, or ("moved") with the next goal's object start.
 
-    "moved" keeps each goal and takes the object start (the first three numbers of the
-    task's random vector, as in push and pick-place) from the next goal of the same type,
-    cyclically (skipping a goal whose object start lies within 0.15 of this goal, which
-    Meta-World would resample), so no rollout starts where its goal's demonstrations
-    started.
+    "moved" keeps each goal and takes the object start from the next goal of the same
+    type whose start Meta-World accepts (`tfmeta.data.control.simulator.moved_starts`),
+    so no rollout starts where its goal's demonstrations started.
     """
     check_choice("starts", starts, STARTS)
-    vectors = [goal.rand_vec for goal in goals]
     if starts == "own":
-        return vectors
-    moved = []
-    for number, goal in enumerate(goals):
-        same = [other for other in range(len(goals)) if goals[other].env_name == goal.env_name]
-        position = same.index(number)
-        # Meta-World resamples (forever, with a frozen random vector) a start that lies
-        # within 0.15 of the goal, so the donor is the next goal whose start is not.
-        donors = [same[(position + shift) % len(same)] for shift in range(1, len(same))]
-        donors = [other for other in donors
-                  if np.linalg.norm(vectors[other][:2] - vectors[number][3:5]) >= MIN_DISTANCE]
-        if not donors:
-            raise invalid_value("starts", "'own' here: no other goal of the task type starts "
-                                f"its object at least {MIN_DISTANCE} from goal "
-                                f"{goal.env_name}/{goal.index} (a moved start needs one)", starts)
-        donor = donors[0]
-        vector = vectors[number].copy()
-        vector[:3] = vectors[donor][:3]
-        moved.append(vector)
-    return moved
+        return [goal.rand_vec for goal in goals]
+    return [vectors[0] for vectors in simulator.moved_starts(goals, 1)]
 
 
 def rollout(policy: Policy, goals: Sequence[simulator.Goal], *, benchmark: str = "ML1",

@@ -39,6 +39,8 @@ MAX_HORIZON = 500
 # Every Meta-World benchmark split has this many goals of each task type.
 GOALS_PER_TYPE = 50
 ALL_TASKS = "all"
+# Meta-World keeps an object start at least this far (x, y) from the goal.
+MIN_START_DISTANCE = 0.15
 
 
 def simulator_versions() -> dict[str, str]:
@@ -191,6 +193,46 @@ def goals(benchmark: str, types: Sequence[str], split: str, goal_seed: int = 0,
         chosen += [Goal(env_name, index, task)
                    for index, task in enumerate(of_type[:goals_per_type])]
     return chosen
+
+
+def moved_starts(goals: Sequence[Goal], count: int = 1) -> list[list[np.ndarray]]:
+    """For each goal, `count` random vectors with the object moved to other goals' starts.
+
+    Each keeps the goal's own goal and takes the object start (the first three numbers of
+    the random vector, as in push and pick-place) from the next goals of the same type,
+    cyclically, skipping a goal whose object start lies within 0.15 of this goal (which
+    Meta-World would resample forever, the random vector being frozen). With fewer such
+    donors than `count`, the donors repeat in the same order.
+
+    Raises:
+        ValueError: If a goal has no donor at all.
+
+    Example:
+    >>> chosen = goals("ML1", ("push-v3",), "test", goals_per_type=3)
+    >>> moved = moved_starts(chosen, 2)
+    >>> bool((moved[0][0][:3] == chosen[1].rand_vec[:3]).all()), len(moved[0])
+    (True, 2)
+    """
+    vectors = [goal.rand_vec for goal in goals]
+    moved = []
+    for number, goal in enumerate(goals):
+        same = [other for other in range(len(goals)) if goals[other].env_name == goal.env_name]
+        position = same.index(number)
+        donors = [same[(position + shift) % len(same)] for shift in range(1, len(same))]
+        donors = [other for other in donors if np.linalg.norm(
+            vectors[other][:2] - vectors[number][3:5]) >= MIN_START_DISTANCE]
+        if not donors:
+            raise invalid_value("starts", "'own' here: no other goal of the task type starts "
+                                f"its object at least {MIN_START_DISTANCE} from goal "
+                                f"{goal.env_name}/{goal.index} (a moved start needs one)",
+                                "moved")
+        of_goal = []
+        for shift in range(count):
+            vector = vectors[number].copy()
+            vector[:3] = vectors[donors[shift % len(donors)]][:3]
+            of_goal.append(vector)
+        moved.append(of_goal)
+    return moved
 
 
 def make_env(env_name: str, benchmark: str, goal_seed: int = 0) -> Any:
