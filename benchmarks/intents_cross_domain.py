@@ -80,6 +80,31 @@ def baseline_accuracies(sentences, batches):
                            for inputs, query_y in batches])
 
 
+def hashed_baseline_accuracies(sentences, batches, hash_buckets: int):
+    """Training-free: hashed word and character n-gram TF-IDF, cosine to the class means."""
+    import numpy as np
+    import tensorflow as tf
+
+    from tfmeta.layers import HashedNgrams
+
+    layer = HashedNgrams(hash_buckets)
+    layer.adapt(sentences)
+
+    def vectors(x):
+        v = layer(tf.reshape(x, [-1])).numpy()
+        return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+
+    values = []
+    for inputs, query_y in batches:
+        for b in range(len(query_y)):
+            support, labels = vectors(inputs["support_x"][b]), inputs["support_y"][b].numpy()
+            means = np.stack([support[labels == c].mean(0) for c in range(labels.max() + 1)])
+            means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
+            logits = vectors(inputs["query_x"][b]) @ means.T
+            values.append(float((logits.argmax(1) == query_y[b]).mean()))
+    return np.array(values)
+
+
 def summary(values) -> dict:
     from tfmeta import metrics
 
@@ -97,6 +122,9 @@ def main() -> None:
     parser.add_argument("--test_episodes", type=int, default=300)
     parser.add_argument("--no_in_domain", action="store_true",
                         help="Skip the in-domain models (their rows are in intents.py's).")
+    parser.add_argument("--baselines_only", action="store_true",
+                        help="Only the training-free baselines (TF-IDF, and hashed n-gram "
+                        "TF-IDF for every non-zero --hash_buckets).")
     parser.add_argument("--data_dir", default=None)
     parser.add_argument("--output", default=None)
     args = parser.parse_args()
@@ -111,6 +139,8 @@ def main() -> None:
         runs = [(source, DROPPED_FOR.get((source, target), ()), "cross-domain")]
         if not args.no_in_domain:
             runs.append((target, (), "in-domain"))
+        if args.baselines_only:
+            runs = []
         batches = {shots: test_episodes(target, shots, args.test_episodes, args.data_dir)
                    for shots in SETTINGS.values()}
         for trained_on, dropped, kind in runs:
@@ -137,6 +167,14 @@ def main() -> None:
                              "drop_intents": list(dropped), **summary(values),
                              "test_episodes": int(values.size)})
                 print(json.dumps(rows[-1]), flush=True)
+                for hash_buckets in filter(None, buckets):
+                    values = hashed_baseline_accuracies(sentences, batches[shots],
+                                                        hash_buckets)
+                    rows.append({"target": target, "kind": "hashed_tfidf", "setting": setting,
+                                 "model": "hashed_tfidf", "source": fitted_on,
+                                 "drop_intents": list(dropped), "hash_buckets": hash_buckets,
+                                 **summary(values), "test_episodes": int(values.size)})
+                    print(json.dumps(rows[-1]), flush=True)
         if args.output:
             write_rows(args, rows, started)
     print(f"\nMachine: {machine_description()}; total "
