@@ -70,14 +70,15 @@ def test_fo_proto_maml_trains_evaluates_and_exports_variable_ways(photos, tmp_pa
     run_in_process(export, [f"--model_dir={model_dir}", f"--export_dir={export_dir}"])
     served = tf.saved_model.load(str(export_dir))
     rng = np.random.default_rng(0)
-    support_x = tf.constant(rng.uniform(size=(6, 16, 16, 3)), tf.float32)
-    support_y = tf.constant([0, 1, 2, 3, 4, 5])
+    support_x = tf.constant(rng.uniform(size=(5, 16, 16, 3)), tf.float32)
+    support_y = tf.constant([0, 1, 2, 3, 4])  # a 5-way episode on the 6-unit head
     query_x = tf.constant(rng.uniform(size=(3, 16, 16, 3)), tf.float32)
     logits = served.signatures["serving_default"](support_x=support_x, support_y=support_y,
                                                   query_x=query_x)["logits"]
     state = served.signatures["adapt"](support_x=support_x, support_y=support_y)["task_state"]
     adapted = served.signatures["predict_adapted"](task_state=state, query_x=query_x)["logits"]
     np.testing.assert_allclose(adapted.numpy(), logits.numpy(), rtol=1e-5, atol=1e-5)
+    assert np.isneginf(logits.numpy()[:, 5]).all() and np.isfinite(logits.numpy()[:, :5]).all()
 
 
 def test_evaluate_a_fixed_run_on_variable_episodes(photos, tmp_path, capsys):

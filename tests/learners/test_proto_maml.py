@@ -16,6 +16,7 @@ import tensorflow as tf
 import tfmeta
 from tests.learners.episode_fixtures import meta_gradients
 from tests.learners.reference import finite_difference
+from tfmeta.learners.closed_form_head import head_gradient_function
 
 FEATURES, HIDDEN, WAYS = 4, 5, 3
 RATE = 0.4
@@ -137,15 +138,15 @@ def as_episodes(inputs, query_y):
     return list(zip(inputs["support_x"], inputs["support_y"], inputs["query_x"], query_y))
 
 
-def model(seed=0):
+def model(seed=0, units=WAYS):
     keras.utils.set_random_seed(seed)
     return keras.Sequential([keras.Input((FEATURES,)),
                              keras.layers.Dense(HIDDEN, activation="tanh", name="body"),
-                             keras.layers.Dense(WAYS, name="head")])
+                             keras.layers.Dense(units, name="head")])
 
 
-def proto_maml(inner_steps=2, adapt_layers=None, first_order=True, **kwargs):
-    learner = tfmeta.MAML(model(), inner_steps=inner_steps, inner_learning_rate=RATE,
+def proto_maml(inner_steps=2, adapt_layers=None, first_order=True, units=WAYS, **kwargs):
+    learner = tfmeta.MAML(model(units=units), inner_steps=inner_steps, inner_learning_rate=RATE,
                           first_order=first_order, adapt_layers=adapt_layers,
                           head_init="prototypes", **kwargs)
     learner.compile(optimizer="sgd", loss=SCCE(from_logits=True))
@@ -283,6 +284,47 @@ def test_unrolled_tasks_give_the_vectorized_meta_gradient(float64):
         np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-13)
 
 
+@pytest.mark.parametrize("adapt_layers", [None, ["head"]])
+def test_an_episode_narrower_than_the_head_is_the_narrow_heads_plus_minus_inf(float64,
+                                                                               adapt_layers):
+    """A 3-unit prototype head on 2-way episodes (unpadded) is a 2-unit head, and -inf."""
+    wide = proto_maml(adapt_layers=adapt_layers, units=WAYS)
+    narrow = proto_maml(adapt_layers=adapt_layers, units=WAYS - 1)
+    narrow.model.get_layer("body").set_weights(wide.model.get_layer("body").get_weights())
+    rng = np.random.default_rng(10)
+    inputs = {"support_x": rng.normal(size=(2, 4, FEATURES)),
+              "support_y": np.array([[0, 1, 1, 0], [1, 0, 0, 1]], "int32"),
+              "query_x": rng.normal(size=(2, 3, FEATURES))}
+    query_y = np.array([[0, 1, 1], [1, 0, 1]], "int32")
+    got, expected = wide.predict_on_batch(inputs), narrow.predict_on_batch(inputs)
+    np.testing.assert_allclose(got[..., :2], expected, rtol=1e-10)
+    assert np.isneginf(got[..., 2]).all()
+    wide_loss, wide_gradients = meta_gradients(wide, inputs, query_y)
+    narrow_loss, narrow_gradients = meta_gradients(narrow, inputs, query_y)
+    np.testing.assert_allclose(wide_loss, narrow_loss, rtol=1e-10)
+    for w, n in zip(wide_gradients[:2], narrow_gradients[:2]):  # the body's
+        np.testing.assert_allclose(w, n, rtol=1e-9, atol=1e-13)
+    # Adapt once, predict many: the state says which classes the task has.
+    state = wide.adapt_step(inputs["support_x"], inputs["support_y"])
+    np.testing.assert_array_equal(state.numpy()[:, -WAYS:], [[1, 1, 0], [1, 1, 0]])
+    np.testing.assert_allclose(wide.predict_adapted_step(state, inputs["query_x"]), got,
+                               rtol=1e-5, atol=1e-7)  # the state is float32
+
+
+def test_the_closed_form_head_step_equals_the_tape_on_a_narrow_mini_batched_episode(float64):
+    """Head-only Proto-MAML adapts with builtin ops (LiteRT) as with the tape."""
+    learner = proto_maml(adapt_layers=["head"], units=WAYS + 1, inner_batch_size=3)
+    inputs, query_y = with_padding(*episode_arrays(tasks=1, seed=11))  # 3 ways on a 4-unit head
+    weights, non_trainable = tensors(learner)
+    sx, sy = tf.constant(inputs["support_x"][0]), tf.constant(inputs["support_y"][0])
+    taped = learner.adapt(weights, non_trainable, sx, sy, 3, True, False)
+    closed = learner.adapt(weights, non_trainable, sx, sy, 3, True, False,
+                           gradient_function=head_gradient_function(learner))
+    for t, c in zip(taped, closed):
+        np.testing.assert_allclose(c.numpy(), t.numpy(), rtol=1e-10, atol=1e-13)
+    assert not np.any(taped[2].numpy()[:, -1]) and taped[3].numpy()[-1] == 0.0
+
+
 # === Keras API ===
 
 
@@ -330,6 +372,15 @@ def test_bad_arguments_are_refused_in_one_line():
         with pytest.raises(ValueError, match=message) as error:
             make()
         assert "\n" not in str(error.value)
+
+
+def test_a_class_without_a_support_example_is_refused_in_one_line():
+    learner = proto_maml()
+    inputs, query_y = episode_arrays(tasks=1)
+    inputs["support_y"] = np.where(inputs["support_y"] == 1, 0, inputs["support_y"])
+    with pytest.raises(ValueError, match="every class needs a support example") as error:
+        learner.predict_on_batch(inputs)
+    assert "\n" not in str(error.value)
 
 
 def test_regression_episodes_are_refused_in_one_line():

@@ -419,6 +419,15 @@ def _check_ways(learner: MetaLearner, experiment: Experiment, ways: int,
     if isinstance(learner, ProtoNet):
         fixed = learner.ways
         reason = "it was trained with a static number of ways (--jit_compile)"
+    elif experiment.head_init == "prototypes":
+        # Proto-MAML's head is set from each episode's prototypes: any ways up to its units.
+        if ways > experiment.ways:
+            raise ValueError(
+                f"Invalid value for flag `--ways`: this Proto-MAML's output layer has "
+                f"{experiment.ways} units, so it classifies episodes of at most "
+                f"{experiment.ways} ways. Received: --ways={ways}"
+                + ("" if given else " (the experiment's test_ways, as --ways was not given)"))
+        return
     else:
         fixed = experiment.ways
         reason = f"its model ends in a {experiment.ways}-way logits layer"

@@ -438,11 +438,14 @@ class Experiment:
                     "vectors, so they need --backbone=mlp. Received: "
                     f"--backbone={self.backbone}"
                 )
-        if self.learner != "protonet" and not self.regression and self.eval_ways != self.ways:
+        wider_head = self.head_init == "prototypes" and self.eval_ways <= self.ways
+        if (self.learner != "protonet" and not self.regression and self.eval_ways != self.ways
+                and not wider_head):
             raise ValueError(
                 f"Invalid value for flag `--test_ways`: {self.learner}'s model ends in a "
                 f"{self.ways}-way logits layer, so it evaluates {self.ways}-way episodes only "
-                f"and --test_ways must equal --ways (or be unset). Received: --ways={self.ways}, "
+                f"and --test_ways must equal --ways (or be unset; with --head_init=prototypes, "
+                f"at most --ways). Received: --ways={self.ways}, "
                 f"--test_ways={self.test_ways}"
             )
         text = data.get_datasets(self.dataset)[0].example == "text"

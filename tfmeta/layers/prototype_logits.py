@@ -99,22 +99,24 @@ class PrototypeLogits(keras.layers.Layer):
         logits = self.logits(prototypes, query_embeddings)
         return logits[0] if single_episode else logits
 
-    def prototypes(self, support_embeddings, support_labels):
+    def prototypes(self, support_embeddings, support_labels, classes_from_labels=False):
         """Class prototypes `[B, N, D]`: the mean support embedding `[B, S, D]` of each class.
 
-        Labels `[B, S]` are checked as in `call`.
+        Labels `[B, S]` are checked as in `call`; with `classes_from_labels`, every episode
+        (padded or not) has the classes `0..max(labels)`, each with a support example, and
+        the classes above get a zero prototype (Proto-MAML's head wider than an episode).
         """
         support_labels = tf.cast(support_labels, tf.int32)
         ways = self.ways
         if ways is None:
             ways = tf.reduce_max(support_labels) + 1
         if tf.executing_eagerly():
-            self._check_labels(support_labels.numpy(), ways)
+            self._check_labels(support_labels.numpy(), ways, classes_from_labels)
         # A padded label (-1) has an all-zero one-hot row: it joins no prototype.
         one_hot = tf.one_hot(support_labels, ways, dtype=support_embeddings.dtype)  # [B, S, N]
         counts = tf.reduce_sum(one_hot, axis=1)  # [B, N]
         if not tf.executing_eagerly():
-            counts = self._assert_valid_labels(support_labels, ways, counts)
+            counts = self._assert_valid_labels(support_labels, ways, counts, classes_from_labels)
         prototypes = tf.einsum("bsn,bsd->bnd", one_hot, support_embeddings)
         return tf.math.divide_no_nan(prototypes, counts[..., None])
 
@@ -157,11 +159,11 @@ class PrototypeLogits(keras.layers.Layer):
             )
 
     @staticmethod
-    def _assert_valid_labels(labels, ways, counts):
+    def _assert_valid_labels(labels, ways, counts, classes_from_labels=False):
         """Adds run-time checks (InvalidArgumentError) with the messages of `_check_labels`."""
         # A padded episode (some label -1) may lack the classes above its largest label.
         episode_ways = tf.reduce_max(labels, axis=-1, keepdims=True) + 1  # [B, 1]
-        padded = tf.reduce_any(labels < 0, axis=-1, keepdims=True)
+        padded = tf.reduce_any(labels < 0, axis=-1, keepdims=True) | classes_from_labels
         in_episode = tf.logical_or(tf.range(tf.shape(counts)[-1]) < episode_ways,
                                    tf.logical_not(padded))
         checks = [
@@ -179,7 +181,7 @@ class PrototypeLogits(keras.layers.Layer):
             return tf.identity(counts)
 
     @staticmethod
-    def _check_labels(labels: np.ndarray, ways) -> None:
+    def _check_labels(labels: np.ndarray, ways, classes_from_labels=False) -> None:
         ways = int(ways)
         if labels.min() < -1 or labels.max() >= ways:
             raise ValueError(
@@ -188,7 +190,7 @@ class PrototypeLogits(keras.layers.Layer):
             )
         for episode, row in enumerate(labels):
             # A padded episode (some label -1) lacks the classes above its largest label.
-            expected = int(row.max()) + 1 if row.min() < 0 else ways
+            expected = int(row.max()) + 1 if row.min() < 0 or classes_from_labels else ways
             missing = sorted(set(range(expected)) - set(row.tolist()))
             if missing:
                 raise ValueError(

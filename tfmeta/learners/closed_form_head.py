@@ -30,10 +30,11 @@ import tensorflow as tf
 
 from tfmeta.layers.cosine_classifier import CosineClassifier
 from tfmeta.learners.model_head import model_body, output_layer
-from tfmeta.learners.padding import mask_absent_classes, real_mask
+from tfmeta.learners.padding import real_mask
 
-# `(fast, non_trainable, support_x, support_y, step, training) -> gradients` of the
-# adapted weights (in the learner's order).
+# `(fast, non_trainable, support_x, support_y, step, training, classes_from=None) ->
+# gradients` of the adapted weights (in the learner's order); `classes_from` are the whole
+# support set's labels when `support_y` is a mini-batch of it.
 GradientFunction = Callable[..., list]
 
 
@@ -125,7 +126,7 @@ def head_gradient_function(learner) -> GradientFunction:
             of Baseline).
 
     Returns:
-        `gradient(fast, non_trainable, support_x, support_y, step, training)`: the
+        `gradient(fast, non_trainable, support_x, support_y, step, training, classes_from)`: the
         gradients of the adapted weights, as `tf.GradientTape` would give them. The
         head's input features are computed once per support set when no step changes
         them (no support mini-batches, no per-step batch norm).
@@ -158,7 +159,7 @@ def head_gradient_function(learner) -> GradientFunction:
             support_x, training=training)
         return features
 
-    def gradient(fast, non_trainable, support_x, support_y, step, training):
+    def gradient(fast, non_trainable, support_x, support_y, step, training, classes_from=None):
         labels = tf.cast(support_y, tf.int32)
         if step_invariant and cache.get("support_x") is support_x:
             features, labels = cache["features"], cache["labels"]
@@ -176,7 +177,8 @@ def head_gradient_function(learner) -> GradientFunction:
         weights = valid / tf.maximum(tf.reduce_sum(valid), 1.0)
 
         def mask_logits(logits):
-            return mask_absent_classes(logits, support_y)
+            return learner._mask_absent_classes(
+                logits, support_y if classes_from is None else classes_from)
 
         head_weights = [fast[position[id(v)]] for v in head.trainable_variables]
         if isinstance(head, CosineClassifier):

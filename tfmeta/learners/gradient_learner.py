@@ -21,7 +21,6 @@ from tfmeta.learners.padding import (
     QUERY_MASK,
     call_on_real,
     has_labels,
-    mask_absent_classes,
     real_mask,
 )
 from tfmeta.learners.per_step_batch_norm import PerStepBatchNorm
@@ -269,7 +268,7 @@ class GradientLearner(InnerLoop, MetaLearner):
         else:
             prediction, updated = call(query_x)
         if has_labels(support_y):
-            prediction = mask_absent_classes(prediction, support_y)
+            prediction = self._mask_absent_classes(prediction, support_y)
         return prediction, updated
 
 
@@ -452,16 +451,25 @@ class GradientLearner(InnerLoop, MetaLearner):
                                      first_order=True, training=self.transductive,
                                      carried=carried, gradient_function=gradient)
             fast = every[-1] if every else weights
-            return tf.concat([tf.reshape(tf.cast(fast[i], tf.float32), [-1])
-                              for i in self._adapted_indices], axis=0)
+            parts = [tf.reshape(tf.cast(fast[i], tf.float32), [-1]) for i in self._adapted_indices]
+            if self._prototype_head is not None:  # Which of the head's classes the task has.
+                parts.append(self._prototype_head.present_classes(support_y))
+            return tf.concat(parts, axis=0)
 
         return map_tasks(adapt_task, (support_x, support_y), tf.float32, self.task_batching)
 
     @property
     def task_state_size(self) -> int:
-        """P, the length of a task's state: the number of weights the inner loop adapts."""
+        """P, the length of a task's state: the number of weights the inner loop adapts.
+
+        With a prototype head (Proto-MAML), also one number per head unit: whether the task
+        has that class (1) or not (0: its logits are -inf).
+        """
         variables = self.model.trainable_variables
-        return sum(int(np.prod(variables[i].shape)) for i in self._adapted_indices)
+        size = sum(int(np.prod(variables[i].shape)) for i in self._adapted_indices)
+        if self._prototype_head is not None:
+            size += self._prototype_head.head.units
+        return size
 
     def _predict_adapted(self, task_state, query_x):
         weights, non_trainable, _ = self._read_weights()
@@ -475,6 +483,9 @@ class GradientLearner(InnerLoop, MetaLearner):
                 f"{task_state.shape}"
             )
 
+        if self._prototype_head is not None:
+            sizes.append(self._prototype_head.head.units)
+
         def predict_task(state, query_x):
             fast = list(weights)
             parts = tf.split(state, sizes)
@@ -483,6 +494,9 @@ class GradientLearner(InnerLoop, MetaLearner):
             predictions, _ = self.model.stateless_call(
                 *self._step_weights(fast, non_trainable, step), query_x,
                 training=self.transductive)
+            if self._prototype_head is not None:  # The head's classes the task lacks.
+                predictions = tf.where(parts[-1] > 0.5, predictions,
+                                       tf.constant(-float("inf"), predictions.dtype))
             return predictions
 
         return map_tasks(predict_task, (task_state, query_x),
@@ -497,9 +511,9 @@ class GradientLearner(InnerLoop, MetaLearner):
                 f"{type(self).__name__}"
             )
         spec = super().serving_spec(example_shape, support_y_spec)
-        # Prototypes (Proto-MAML's head) need a support example of every class.
-        return dataclasses.replace(spec, task_state_size=self.task_state_size,
-                                   every_class=self._prototype_head is not None)
+        # Proto-MAML's prototypes check in the graph that each class 0..max(support_y) has a
+        # support example; the head's N bounds the labels (`ways`), and fewer ways are served.
+        return dataclasses.replace(spec, task_state_size=self.task_state_size)
 
     def _store_task_means(self, updated, inner_state=None) -> None:
         """Stores the mean over the meta-batch's tasks of their updated statistics.

@@ -34,12 +34,15 @@ class InnerLoop:
         return inner_rate(self._inner_rates, self.learn_inner_learning_rate, position, step,
                           self.inner_steps, self.inner_learning_rate)
 
-    def inner_loss(self, weights, non_trainable, x, y, training, return_updates=False):
+    def inner_loss(self, weights, non_trainable, x, y, training, return_updates=False,
+                   classes_from=None):
         """The compiled loss (plus the model's own losses) of `weights` on `(x, y)`.
 
         With `return_updates`, also the model's updated non-trainable weights. Padded
         support examples (label -1, variable episodes) are left out: the loss is the mean
-        over the real ones (see `tfmeta.learners.padding`).
+        over the real ones (see `tfmeta.learners.padding`), and the classes the episode
+        lacks, read from the labels `classes_from` (the whole support set's; default `y`),
+        get -inf logits.
         """
         sample_weight, labels = None, y
         if has_labels(y):
@@ -51,7 +54,8 @@ class InnerLoop:
             weights, non_trainable, x, training=training, return_losses=True
         )
         if has_labels(labels):
-            outputs = mask_absent_classes(outputs, labels)
+            outputs = self._mask_absent_classes(outputs, labels if classes_from is None
+                                                else classes_from)
         if getattr(self, "_compile_loss", None) is None:
             raise ValueError(
                 f"{type(self).__name__} adapts with the compiled loss, but the learner is not "
@@ -65,6 +69,15 @@ class InnerLoop:
         if losses:
             loss = loss + tf.add_n([tf.cast(value, loss.dtype) for value in losses])
         return (loss, updates) if return_updates else loss
+
+    def _mask_absent_classes(self, logits, support_y):
+        """-inf logits for the classes an episode lacks (`padding.mask_absent_classes`).
+
+        With a prototype head (Proto-MAML), every episode's classes are `0..max(support_y)`,
+        padded or not: its head may be wider than the episode.
+        """
+        return mask_absent_classes(logits, support_y,
+                                   every_episode=getattr(self, "_prototype_head", None) is not None)
 
     def _calls_on_real(self, training) -> bool:
         """Whether padded examples must be cut out before a model call (not just weighted).
@@ -111,8 +124,9 @@ class InnerLoop:
         optimizer state to start from instead of fresh state; the inner optimizer's
         final state (per adapted weight) is appended to the list `final_state` when one
         is given. `gradient_function(fast, non_trainable, support_x, support_y, step,
-        training)`, when given, replaces the tape's gradient of the adapted weights (e.g.
-        `tfmeta.learners.closed_form_head.head_gradient_function`, with no gradient op).
+        training, classes_from)`, when given, replaces the tape's gradient of the adapted
+        weights (e.g. `tfmeta.learners.closed_form_head.head_gradient_function`, with no
+        gradient op; `classes_from` are the whole support set's labels).
         With a `_prototype_head` (Proto-MAML), the steps start from `weights` whose output
         layer is set from the whole support set's prototypes, inside any enclosing tape.
         """
@@ -160,18 +174,20 @@ class InnerLoop:
         replaces the tape's gradient; see `adapt_steps`).
         """
         fast = list(fast)
+        episode_y = support_y  # The whole support set's labels tell the episode's classes.
         support_x, support_y = self._support_batch(support_x, support_y, step)
         statistics = None
         if gradient_function is not None:
             gradients = gradient_function(fast, non_trainable, support_x, support_y, step,
-                                          training)
+                                          training, classes_from=episode_y)
         else:
             with tf.GradientTape(watch_accessed_variables=False) as tape:
                 adapted = [fast[i] for i in self._adapted_indices]
                 tape.watch(adapted)
                 weights, step_statistics = self._step_weights(fast, non_trainable, step)
                 loss, updates = self.inner_loss(weights, step_statistics, support_x, support_y,
-                                                training, return_updates=True)
+                                                training, return_updates=True,
+                                                classes_from=episode_y)
             gradients = tape.gradient(loss, adapted, unconnected_gradients="zero")
             if self._per_step_batch_norm is not None:
                 statistics = self._per_step_batch_norm.statistics_of(updates)

@@ -87,15 +87,19 @@ def loss_arguments(y: Any, sample_weight: Any = None, dtype: Any = "float32") ->
     return tf.where(real, y, tf.zeros_like(y)), weights
 
 
-def mask_absent_classes(logits: tf.Tensor, support_y: tf.Tensor) -> tf.Tensor:
+def mask_absent_classes(logits: tf.Tensor, support_y: tf.Tensor,
+                        every_episode: bool = False) -> tf.Tensor:
     """Sets to -inf the logits of classes from `max(support_y) + 1` on, per padded episode.
 
     Only padded episodes (some support label -1) can lack classes: an unpadded episode's
-    logits are returned as they are.
+    logits are returned as they are, unless `every_episode` (a learner whose output may be
+    wider than any episode, e.g. Proto-MAML's prototype head: every episode's classes are
+    `0..max(support_y)`).
 
     Args:
         logits: `[..., Q, N]` logits (one episode, or a meta-batch `[B, Q, N]`).
         support_y: `[..., S]` labels of the same episodes (padding -1).
+        every_episode: mask the classes above the largest label in unpadded episodes too.
 
     Returns:
         The logits, -inf where the episode has no such class.
@@ -103,11 +107,14 @@ def mask_absent_classes(logits: tf.Tensor, support_y: tf.Tensor) -> tf.Tensor:
     Example:
     >>> mask_absent_classes(tf.zeros([1, 3]), tf.constant([0, 1, -1])).numpy().tolist()
     [[0.0, 0.0, -inf]]
+    >>> mask_absent_classes(tf.zeros([1, 3]), tf.constant([1, 0]), True).numpy().tolist()
+    [[0.0, 0.0, -inf]]
     """
     ways = tf.cast(tf.reduce_max(support_y, axis=-1), tf.int32) + 1
-    padded = tf.reduce_any(support_y < 0, axis=-1)
-    present = tf.logical_or(tf.range(tf.shape(logits)[-1]) < ways[..., tf.newaxis, tf.newaxis],
-                            tf.logical_not(padded)[..., tf.newaxis, tf.newaxis])
+    present = tf.range(tf.shape(logits)[-1]) < ways[..., tf.newaxis, tf.newaxis]
+    if not every_episode:
+        padded = tf.reduce_any(support_y < 0, axis=-1)
+        present = tf.logical_or(present, tf.logical_not(padded)[..., tf.newaxis, tf.newaxis])
     return tf.where(present, logits, tf.constant(-float("inf"), logits.dtype))
 
 

@@ -22,10 +22,12 @@ never used (every episode replaces them): their meta-gradient is zero.
   meta-gradient of a body weight is `dL/dphi_body + dL/dW' . dW0/dtheta + dL/db' .
   db0/dtheta`: the prototype path is kept. With a head-only inner loop, `phi_body = theta`.
 
-Variable episodes: padded support examples (label -1) join no prototype; a head of `N`
-units serves episodes of up to `N` ways, the classes a padded episode lacks getting a zero
-prototype (and -inf logits, `tfmeta.learners.padding.mask_absent_classes`). An unpadded
-episode needs a support example of every class `0..N-1`.
+Episodes of any ways up to the head's units `N`: an episode's classes are `0..max(support_y)`,
+each with a support example (padded examples, label -1, join no prototype); the head's
+columns above get a zero prototype and -inf logits in the inner loss, the query predictions
+and the served task state (`tfmeta.learners.padding.mask_absent_classes`), as Meta-Dataset
+keeps only the episode's ways of its zero-padded head. So one head of the most ways serves
+variable episodes and fixed 5-way ones alike.
 """
 
 from __future__ import annotations
@@ -127,6 +129,11 @@ class PrototypeHead:
             features, _ = embed(support_x)
         return features
 
+    def present_classes(self, support_y: tf.Tensor) -> tf.Tensor:
+        """`[N]` float32, 1 for the classes `0..max(support_y)` of one task, 0 above."""
+        ways = tf.reduce_max(tf.cast(support_y, tf.int32)) + 1
+        return tf.cast(tf.range(self.head.units) < ways, tf.float32)
+
     def initial_weights(self, learner, weights, non_trainable, support_x, support_y, training):
         """`weights` with the head set from one task's support prototypes.
 
@@ -149,8 +156,8 @@ class PrototypeHead:
         dtype = weights[self.kernel_index].dtype
         features = tf.cast(self.features(learner, weights, non_trainable, support_x, support_y,
                                          training), dtype)
-        prototypes = self._prototypes.prototypes(features[tf.newaxis],
-                                                 support_y[tf.newaxis])[0]  # [N, D]
+        prototypes = self._prototypes.prototypes(features[tf.newaxis], support_y[tf.newaxis],
+                                                 classes_from_labels=True)[0]  # [N, D]
         kernel, bias = prototype_head(prototypes)
         fast = list(weights)
         fast[self.kernel_index], fast[self.bias_index] = kernel, bias
