@@ -383,6 +383,15 @@ def test_a_class_without_a_support_example_is_refused_in_one_line():
     assert "\n" not in str(error.value)
 
 
+def test_a_query_label_the_episode_lacks_is_refused_in_one_line():
+    learner = proto_maml(units=WAYS + 1)  # a 3-way episode on a 4-unit head
+    inputs, query_y = episode_arrays(tasks=1)
+    query_y[0, 0] = WAYS
+    with pytest.raises(ValueError, match="`query_y` labels must be in 0..N-1") as error:
+        learner.test_on_batch(inputs, query_y)
+    assert "\n" not in str(error.value)
+
+
 def test_regression_episodes_are_refused_in_one_line():
     learner = tfmeta.MAML(tfmeta.backbones.mlp((1,), (8,), 1), head_init="prototypes")
     learner.compile(optimizer="sgd", loss="mse")

@@ -536,6 +536,12 @@ class GradientLearner(InnerLoop, MetaLearner):
         for variable, mean in zip(variables, means):
             variable.assign(mean)
 
+    def _episode_ways(self, support_y):
+        # A prototype head may be wider than the episode, whose classes are 0..max(support_y).
+        if self._prototype_head is not None:
+            return tf.reduce_max(support_y) + 1
+        return super()._episode_ways(support_y)
+
     def fixed_ways(self):
         """The head size of a classifier model (its output's last dimension), or None."""
         try:

@@ -204,8 +204,7 @@ class MetaLearner(keras.Model):
             ways = self.fixed_ways()
             checks += label_checks(support_y, ways, "support_y")
             if y is not None:
-                query_ways = ways if ways is not None else tf.reduce_max(support_y) + 1
-                checks += label_checks(y, query_ways, "query_y")
+                checks += label_checks(y, self._episode_ways(support_y), "query_y")
         support_x, support_y, query_x = gate(checks, support_x, support_y, query_x)
         x = {**x, "support_x": support_x, "support_y": support_y, "query_x": query_x}
         if y is not None and has_labels(y):
@@ -215,6 +214,11 @@ class MetaLearner(keras.Model):
     def fixed_ways(self):
         """The number of classes N this learner's output fixes, or None (from the labels)."""
         return None
+
+    def _episode_ways(self, support_y):
+        """The bound of the query labels: `fixed_ways()`, else `max(support_y) + 1`."""
+        ways = self.fixed_ways()
+        return ways if ways is not None else tf.reduce_max(support_y) + 1
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """The compiled loss, as the mean over the real queries of padded episodes.
