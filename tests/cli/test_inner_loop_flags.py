@@ -69,3 +69,18 @@ def test_proto_maml_flags_build_maml_with_the_prototype_head(settings):
     assert type(learner).__name__ == "MAML" and learner.first_order
     assert learner.head_init == "prototypes" and learner._prototype_head.head.name == "logits"
     assert builders.learner(Experiment(learner="fomaml")).head_init is None
+
+
+def test_proto_maml_evaluates_fewer_ways_than_its_head_but_not_more():
+    from tfmeta.cli.evaluation import _check_ways
+
+    experiment = Experiment(learner="proto_maml", ways=10, test_ways=5, backbone="mlp",
+                            hidden_units=(8,))
+    learner = builders.learner(experiment)
+    _check_ways(learner, experiment, 5)
+    with pytest.raises(ValueError, match="flag `--ways`.*at most 10 ways"):
+        _check_ways(learner, experiment, 12)
+    with pytest.raises(ValueError, match="flag `--test_ways`"):
+        Experiment(learner="proto_maml", ways=10, test_ways=12)
+    with pytest.raises(ValueError, match="flag `--test_ways`"):
+        Experiment(learner="maml", ways=10, test_ways=5)
