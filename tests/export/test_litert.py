@@ -50,6 +50,9 @@ LEARNERS = {
     "meta_sgd_head": lambda: compiled(tfmeta.MAML(
         head_model(), adapt_layers=["head"], inner_steps=2,
         learn_inner_learning_rate="per_step")),
+    "fo_proto_maml_head": lambda: compiled(tfmeta.MAML(
+        head_model(), adapt_layers=["head"], head_init="prototypes", first_order=True,
+        inner_steps=2, inner_learning_rate=0.5)),
     "baseline": lambda: baseline("linear"),
     "baseline_plus_plus": lambda: baseline("cosine"),
 }
