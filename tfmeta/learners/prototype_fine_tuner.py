@@ -62,7 +62,9 @@ class PrototypeFineTuner(GradientLearner):
 
     # === The inner loop's hooks ===
 
-    def inner_loss(self, weights, non_trainable, x, y, training, return_updates=False):
+    def inner_loss(self, weights, non_trainable, x, y, training, return_updates=False,
+                   classes_from=None):
+        del classes_from  # The prototypes, and so the classes, are the batch's own.
         static_shapes = self._static_shapes
         if not static_shapes:
             real = real_mask(y)
