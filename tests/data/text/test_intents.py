@@ -98,6 +98,19 @@ def test_the_registry_entry_and_its_texts(fake_intent_root):
     assert len(texts) == 48
 
 
+def test_the_registry_entry_takes_variable_episodes(fake_intent_root):
+    spec = data.get_dataset("intents")
+    dataset = spec.episodes("train", ways=None, shots=None, queries=None, meta_batch_size=2,
+                            data_dir=fake_intent_root, intent_dataset="toy", max_ways=6,
+                            max_support=20, max_queries=2)
+    inputs, query_y = first(dataset)
+    assert inputs["support_x"].shape == (2, 20) and query_y.shape == (2, 12)
+    for support_y, labels in zip(inputs["support_y"], query_y):
+        ways = support_y.max() + 1
+        assert 5 <= ways <= 6 and set(labels[labels >= 0]) == set(range(ways))
+        assert (inputs["support_x"][0][inputs["support_y"][0] < 0] == b"").all()
+
+
 def test_the_environment_variable_is_the_default_root(fake_intent_root, monkeypatch):
     monkeypatch.setenv("TFMETA_DATA_DIR", str(fake_intent_root))
     assert load_intents("toy", "test").labels == SPLITS["test"]

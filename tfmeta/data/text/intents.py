@@ -475,10 +475,10 @@ def _parse_line(line: str, number: int, path: Path) -> tuple[str, str]:
 
 
 def _build_split(split, ways, shots, queries, meta_batch_size, seed, data_dir,
-                 intent_dataset="banking77", class_split=1, drop_intents=()):
+                 intent_dataset="banking77", class_split=1, drop_intents=(), **variable):
     return intents(intent_dataset, split, ways=ways, shots=shots, queries=queries,
                    meta_batch_size=meta_batch_size, class_split=class_split, seed=seed,
-                   data_dir=data_dir, drop_intents=drop_intents)
+                   data_dir=data_dir, drop_intents=drop_intents, **variable)
 
 
 def _split_texts(split, data_dir, intent_dataset="banking77", class_split=1, drop_intents=()):
