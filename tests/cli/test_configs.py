@@ -83,6 +83,8 @@ def test_metaworld_configs_exist_and_hide_the_goal_behind_a_tanh_policy():
     ml10 = load(CONFIGS / "metaworld_ml10_maml.cfg")
     assert (ml10.metaworld_benchmark, ml10.metaworld_task, ml10.shots) == ("ML10", "all", 5)
     assert ml10.metaworld_starts == "other_tasks"  # New starts: episodes of one task type.
+    for name in ("push", "pick_place"):  # Moved-start meta-training (issue 27).
+        assert load(CONFIGS / f"metaworld_ml1_{name}_maml.cfg").metaworld_query_starts == "moved"
 
 
 def test_flags_after_the_flagfile_override_it():
