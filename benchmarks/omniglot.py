@@ -109,7 +109,7 @@ class Recipe:
     dataset: str = "omniglot"
     image_size: int = 28
     filters: int = 64  # conv4's filters
-    kernel_initializer: str = "keras"  # conv4's "keras" (Glorot) or "torch" (PyTorch's rule)
+    kernel_initializer: str = "torch"  # conv4's "torch" (PyTorch's rule) or "keras" (Glorot)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -407,9 +407,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--steps_per_execution", type=int, default=1)
     parser.add_argument("--policy", default=None,
                         help="Keras dtype policy of the model, e.g. mixed_bfloat16 (opt-in)")
-    parser.add_argument("--kernel_initializer", default="keras", choices=["keras", "torch"],
-                        help="conv4's initialisation: Keras' Glorot-uniform kernels and zero "
-                             "biases, or PyTorch's uniform(+-1/sqrt(fan_in)) kernels and biases")
+    parser.add_argument("--kernel_initializer", default="torch", choices=["keras", "torch"],
+                        help="conv4's initialisation: PyTorch's uniform(+-1/sqrt(fan_in)) "
+                             "kernels and biases (conv4's default since issue 28), or Keras' "
+                             "Glorot-uniform kernels and zero biases (the rows before it)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data_dir", default=None, help="default: $TFMETA_DATA_DIR")
     parser.add_argument("--output_dir", default=None,

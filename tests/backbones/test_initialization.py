@@ -42,9 +42,19 @@ def test_resnet12_torch_initialization():
                                                num_classes=5, kernel_initializer="torch"))
 
 
-def test_default_stays_keras():
+@pytest.mark.parametrize("build", [tfmeta.backbones.conv4, tfmeta.backbones.resnet12])
+def test_default_is_torch(build):
     keras.utils.set_random_seed(0)
-    model = tfmeta.backbones.conv4((28, 28, 1), num_classes=5)
+    default = build((16, 16, 3), num_classes=5)
+    keras.utils.set_random_seed(0)
+    torch = build((16, 16, 3), num_classes=5, kernel_initializer="torch")
+    for a, b in zip(default.weights, torch.weights, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_keras_rule_on_request():
+    keras.utils.set_random_seed(0)
+    model = tfmeta.backbones.conv4((28, 28, 1), num_classes=5, kernel_initializer="keras")
     kernel = model.get_layer("block1_conv").kernel
     glorot = math.sqrt(6.0 / (fan_in(kernel) + 9 * kernel.shape[-1]))
     assert np.abs(np.asarray(kernel)).max() <= glorot

@@ -52,9 +52,9 @@ def conv4(
             (a 200-step ProtoNet scored 0.768 with them, 0.957 with batch
             statistics).
         name: name of the model.
-        kernel_initializer: "keras" (default: Glorot uniform kernels, zero biases) or
-            "torch" (PyTorch's default: kernels and biases uniform in +-1/sqrt(fan_in)),
-            for the convolutions and the head.
+        kernel_initializer: "torch" (default; PyTorch's rule: kernels and biases uniform
+            in +-1/sqrt(fan_in)) or "keras" (Glorot uniform kernels, zero biases; the default
+            before issue 28), for the convolutions and the head.
 
     Returns:
         A built functional `keras.Model`.

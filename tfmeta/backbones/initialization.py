@@ -10,8 +10,10 @@ import keras
 from tfmeta.data.arguments import check_choice
 
 KERNEL_INITIALIZERS = ("keras", "torch")
-# The default of conv4 and ResNet-12 (and of tfmeta-train's --kernel_initializer).
-DEFAULT_KERNEL_INITIALIZER = "keras"
+# The default of conv4 and ResNet-12 (and of tfmeta-train's --kernel_initializer), chosen by
+# measurement (issue 28): ProtoNet on Tiny ImageNet learned faster with it (38.67 / 54.26% against
+# 37.78 / 52.05% at 1,000 episodes) and no worse on Omniglot (97.88 against 97.68%, same episodes).
+DEFAULT_KERNEL_INITIALIZER = "torch"
 
 
 def check_kernel_initializer(value: Any) -> str:

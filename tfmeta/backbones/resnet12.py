@@ -51,8 +51,9 @@ def resnet12(
         drop_block_size: Side of DropBlock's squares.
         batch_norm_momentum: momentum of the batch norm moving statistics.
         name: name of the model.
-        kernel_initializer: "keras" (default: Glorot uniform) or "torch" (PyTorch's
-            default: uniform in +-1/sqrt(fan_in); the convolutions have no bias).
+        kernel_initializer: "torch" (default; PyTorch's rule: uniform in +-1/sqrt(fan_in);
+            the convolutions have no bias) or "keras" (Glorot uniform; the default before
+            issue 28).
 
     Returns:
         A built functional `keras.Model`.
