@@ -105,6 +105,10 @@ def test_evaluate_a_fixed_run_on_variable_episodes(photos, tmp_path, capsys):
         experiment, variable="ways_and_shots", max_support=12, max_queries=2)
     reference = evaluate_api(learner, as_if_trained_variable, split="train", episodes=6, ways=6)
     assert result["mean"] == pytest.approx(reference.mean, abs=1e-6)
+    # Without --ways: Meta-Dataset's min(50, classes), here the split's 7 classes.
+    most = evaluate_api(learner, experiment, split="train", episodes=2,
+                        variable="ways_and_shots", max_support=12, max_queries=2)
+    assert most.ways is None and most.episodes == 2
     fixed = evaluate_api(learner, experiment, split="train", episodes=6, ways=5)
     shots = evaluate_api(learner, experiment, split="train", episodes=6, ways=5,
                          variable="shots", max_support=12, max_queries=2)

@@ -19,7 +19,7 @@ def episodes(
     experiment: Experiment,
     split: str,
     *,
-    ways: int,
+    ways: int | None,
     shots: int,
     queries: int,
     meta_batch_size: int,
@@ -37,7 +37,8 @@ def episodes(
         experiment: Gives the dataset and its options (image size, class split, ...).
         split: "train", "validation" or "test". Sinusoid splits are independent task
             streams (different seeds), as sinusoid tasks have no classes.
-        ways: Classes per episode (ignored for sinusoid).
+        ways: Classes per episode (ignored for sinusoid); with "ways_and_shots", the most
+            ways, or None for the sampler's default, `min(50, classes)`.
         shots: Support examples per class (per task for sinusoid).
         queries: Query examples per class (per task for sinusoid).
         meta_batch_size: Episodes per element.

@@ -230,8 +230,11 @@ def evaluate(
     source = _evaluation_source(experiment, dataset, image_size, intent_dataset, class_split)
     source = _episode_kind(source, variable, max_support, max_queries)
     ways_given = ways is not None
-    if not ways_given and source.variable == "ways_and_shots" != experiment.variable:
-        ways = MAX_WAYS  # Meta-Dataset's most ways, for a run trained on other episodes.
+    # A run trained on other episodes gets Meta-Dataset's most ways, min(50, the split's
+    # classes): the sampler's default (MAX_WAYS bounds the batch size here).
+    sampler_ways = not ways_given and source.variable == "ways_and_shots" != experiment.variable
+    if sampler_ways:
+        ways = MAX_WAYS
     ways = experiment.eval_ways if ways is None else ways
     shots = experiment.eval_shots if shots is None else shots
     queries = experiment.eval_queries if queries is None else queries
@@ -258,8 +261,9 @@ def evaluate(
     batch = min(batch, episodes)
 
     # Episodes are drawn one at a time, so they depend on the seed and not on the batch size.
-    episode_stream = builders.episodes(source, split, ways=ways, shots=shots, queries=queries,
-                                       meta_batch_size=1, seed=seed, data_dir=data_dir)
+    episode_stream = builders.episodes(source, split, ways=None if sampler_ways else ways,
+                                       shots=shots, queries=queries, meta_batch_size=1,
+                                       seed=seed, data_dir=data_dir)
     if source is not experiment:
         episode_stream = _converted(episode_stream, source, experiment)
     dataset = builders.dynamic_meta_batch(episode_stream, batch)
