@@ -43,7 +43,12 @@ class TestTimeAdaptation:
       un-adapted learner exactly.
 
     Meta-training is unchanged: these are test-time options (`fit` trains as without
-    them; `evaluate`, `predict`, `adapt_step` and the exports adapt).
+    them; `evaluate`, `predict`, `adapt_step` and the exports adapt). A task's state
+    (`adapt_step`, the export's `adapt`) is the adapted weights (every encoder weight,
+    or the adapters and the alignment), then what the learner predicts with (ProtoNet's
+    prototypes, Baseline's episode head); an export's `embed` signature stays the
+    un-adapted encoder's. LiteRT exports (`builtin_ops`) are refused: the adaptation
+    takes gradients through the encoder.
 
     Args:
         method: "finetune" or "tsa".
