@@ -312,6 +312,8 @@ def test_with_test_time_adaptation_shares_the_encoder():
          r"argument `augmentation`"),
         (lambda: tfmeta.ProtoNet(dense_encoder(), test_time_adaptation="tsa"),
          r"argument `encoder`.*no Conv2D"),
+        (lambda: tfmeta.MAML(dense_encoder(), test_time_adaptation="finetune"),
+         r"argument `test_time_adaptation`.*ProtoNet and Baseline.*MAML adapts"),
     ],
 )
 def test_bad_options_fail_in_one_line(make, match):

@@ -87,6 +87,13 @@ class MetaLearner(keras.Model):
 
     def __init__(self, model: keras.Model, argument: str = "model", fuse_batch_norm: bool = True,
                  **kwargs):
+        if "test_time_adaptation" in kwargs:  # ProtoNet and Baseline take it before here.
+            raise ValueError(
+                "Invalid value for argument `test_time_adaptation`: it is an option of "
+                f"ProtoNet and Baseline (the prototype loss); {type(self).__name__} adapts "
+                "by its own inner loop. Received: test_time_adaptation="
+                f"{kwargs['test_time_adaptation']!r}"
+            )
         super().__init__(**kwargs)
         self.fuse_batch_norm = check_bool("fuse_batch_norm", fuse_batch_norm)
         if not isinstance(model, keras.Model):
