@@ -5,7 +5,7 @@ Usage:
   tfmeta-evaluate --model_dir=runs/protonet --ways=20 --shots=5 --episodes=1000 --output=r.json
   tfmeta-evaluate --model_dir=runs/tiny_imagenet --dataset=omniglot --variable=ways_and_shots
   tfmeta-evaluate --model_dir=runs/protonet --dataset=omniglot --test_time_adaptation=tsa \
-      --adaptation_steps=40 --adaptation_learning_rate=0.005
+      --adaptation_steps=40 --adaptation_learning_rate=0.0005
 
 --test_time_adaptation=finetune|tsa (ProtoNet) adapts to each support set at test time by
 the prototype loss (tfmeta.TestTimeAdaptation): the whole encoder (finetune), or 1x1
@@ -125,10 +125,9 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> list[flags.Flag
                              "steps per support set (default: 50 finetune, 40 tsa).",
                              lower_bound=0, **fv),
         flags.DEFINE_float("adaptation_learning_rate", None, "--test_time_adaptation: the "
-                           "step size (default: 0.01 finetune, 0.005 tsa).", **fv),
+                           "step size (default: 0.001 finetune, 0.0005 tsa).", **fv),
         flags.DEFINE_enum("adaptation_optimizer", None, OPTIMIZER_NAMES,
-                          "--test_time_adaptation: the optimizer (default: sgd_momentum "
-                          "finetune, adam tsa).", **fv),
+                          "--test_time_adaptation: the optimizer (default: adam).", **fv),
         flags.DEFINE_enum("adaptation_augmentation", None, AUGMENTATIONS,
                           "--test_time_adaptation: augment the support images at every step "
                           "(seeded by --seed).", **fv),
