@@ -396,3 +396,16 @@ def test_keras_saving_round_trip(tmp_path):
     loaded = keras.saving.load_model(tmp_path / "learner.keras")
     assert loaded.test_time_adaptation == learner.test_time_adaptation
     np.testing.assert_allclose(loaded.predict_on_batch(inputs), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_xla_keeps_padding_at_weight_zero_and_gives_the_same_answer():
+    inputs, _ = episode((FEATURES,))
+    inputs["support_y"][:, -1] = -1  # One padded support example per task.
+    predictions = []
+    for jit_compile in (False, True):
+        learner = tfmeta.ProtoNet(dense_encoder(), ways=WAYS, test_time_adaptation=(
+            TestTimeAdaptation("finetune", steps=2)))
+        learner.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                        jit_compile=jit_compile)
+        predictions.append(learner.predict(inputs, verbose=0))
+    np.testing.assert_allclose(predictions[1], predictions[0], rtol=1e-5, atol=1e-5)
