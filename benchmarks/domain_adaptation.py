@@ -135,6 +135,11 @@ def main(argv=None) -> dict:
         rows.append(row)
         print(f"{name} {setting}: {result} (wall {row['wall_time_s']} s, CPU "
               f"{row['cpu_time_s']} s)", flush=True)
+        write_report(args, argv, name, experiment, rows)  # Each setting as it is done.
+    return write_report(args, argv, name, experiment, rows)
+
+
+def write_report(args, argv, name: str, experiment, rows: list) -> dict:
     report = {
         "model": name, "episodes_of": str(args.episodes_of),
         "dataset": args.dataset or experiment.dataset, "image_size": args.image_size,
